@@ -1,0 +1,46 @@
+# cal_refresh: PGXS build, plus the demo / test / bench entry points.
+#
+# `make demo`, `make test` and `make bench` work on a fresh Debian machine
+# before pg_config exists: test/harness.sh installs what is missing, then
+# re-enters make for the build.
+
+EXTENSION = cal_refresh
+MODULE_big = cal_refresh
+OBJS = src/cal_refresh.o
+
+DATA = sql/cal_refresh--1.0.sql
+
+# pg_regress tests, in order (test/harness.sh runs the same list)
+REGRESS = setup
+
+SHLIB_LINK = -lcurl -lcjson
+PG_CPPFLAGS = -Isrc
+PG_CFLAGS = -std=c99 -Wall -Wextra -Werror \
+	-Wno-unused-parameter -Wno-missing-field-initializers
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+endif
+
+.PHONY: test bench print-regress
+
+test:
+	@bash test/harness.sh test
+
+bench:
+	@bash test/harness.sh bench
+
+print-regress:
+	@echo $(REGRESS)
+
+# Static checks (cppcheck and clang-tidy must stay quiet on src/).
+.PHONY: lint
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --suppress='*:/usr/include/*' \
+		-Isrc -I$(shell $(PG_CONFIG) --includedir-server) src
+	clang-tidy --quiet src/*.c -- -Isrc \
+		-I$(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE

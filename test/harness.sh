@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The harness behind `make demo`, `make test` and `make bench`: install what
+# is missing, build and install the extension, start the Cal.com stand-in
+# and throwaway clusters, run the work, stop everything it started.
+#
+#   test/harness.sh test    every pg_regress test, then every test/t/*.sh;
+#                           last line "N passed, N failed", non-zero exit on
+#                           any failure
+#   test/harness.sh bench   run bench/*.sh (by hand; not part of `make test`)
+set -euo pipefail
+
+mode=${1:-test}
+CAL_TOP=$(cd "$(dirname "$0")/.." && pwd)
+export CAL_TOP
+# shellcheck source=test/lib.sh
+. "$CAL_TOP/test/lib.sh"
+
+# CAL_KEEP=1 keeps clusters' logs and pg_regress output even on success.
+keep_workdir=$([ "${CAL_KEEP:-0}" = 1 ] && echo yes || echo no)
+cleanup() {
+	stop_all
+	if [ "$keep_workdir" = yes ]; then
+		log "logs kept in $CAL_WORK"
+	else
+		rm -rf "$CAL_WORK"
+	fi
+}
+
+setup() {
+	ensure_packages
+	build_and_install
+	make_workdir
+	trap cleanup EXIT
+	make_secret_file
+	start_standin
+	cluster_start main yes
+}
+
+run_regress() {
+	local tests outdir=$CAL_WORK/regress
+	tests=$(make -C "$CAL_TOP" -s print-regress)
+	mkdir -p "$outdir"
+	local pg_regress
+	pg_regress=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
+	set +e
+	# shellcheck disable=SC2086
+	"$pg_regress" --inputdir="$CAL_TOP" --outputdir="$outdir" \
+		--bindir="$PG_BIN" --host="$MAIN_HOST" --port="$MAIN_PORT" \
+		--user=postgres --dbname=contrib_regression $tests \
+		>"$outdir/pg_regress.out" 2>&1
+	set -e
+	cat "$outdir/pg_regress.out"
+	regress_passed=$(grep -cE '\.\.\. ok' "$outdir/pg_regress.out" || true)
+	regress_failed=$(grep -cE '\.\.\. FAILED' "$outdir/pg_regress.out" || true)
+	if [ "$regress_failed" -gt 0 ] && [ -f "$outdir/regression.diffs" ]; then
+		head -c 20000 "$outdir/regression.diffs"
+	fi
+}
+
+# Each test/t/*.sh prints "ok - ..." / "not ok - ..." lines; a script that
+# exits non-zero without saying why counts as one more failure.
+run_shell_tests() {
+	shell_passed=0
+	shell_failed=0
+	local t out rc n_ok n_not
+	for t in "$CAL_TOP"/test/t/*.sh; do
+		[ -e "$t" ] || continue
+		echo "# $(basename "$t")"
+		set +e
+		out=$(bash "$t" 2>&1)
+		rc=$?
+		set -e
+		printf '%s\n' "$out"
+		n_ok=$(grep -c '^ok ' <<<"$out" || true)
+		n_not=$(grep -c '^not ok ' <<<"$out" || true)
+		if [ "$rc" -ne 0 ] && [ "$n_not" -eq 0 ]; then
+			echo "not ok - $(basename "$t") exited with $rc"
+			n_not=1
+		fi
+		shell_passed=$((shell_passed + n_ok))
+		shell_failed=$((shell_failed + n_not))
+	done
+}
+
+case "$mode" in
+test)
+	setup
+	run_regress
+	run_shell_tests
+	passed=$((regress_passed + shell_passed))
+	failed=$((regress_failed + shell_failed))
+	[ "$failed" -gt 0 ] && keep_workdir=yes
+	echo "pg_regress: $regress_passed passed, $regress_failed failed; shell tests: $shell_passed passed, $shell_failed failed"
+	stop_all
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	;;
+bench)
+	setup
+	for b in "$CAL_TOP"/bench/*.sh; do
+		[ -e "$b" ] && bash "$b"
+	done
+	;;
+*)
+	log "usage: $0 test|demo|bench"
+	exit 2
+	;;
+esac

@@ -1,0 +1,203 @@
+# Shared shell functions for the harness (test/harness.sh) and the shell
+# tests in test/t/: packages, throwaway clusters, the Cal.com stand-in and
+# a few assertions.  Sourced, never run.
+#
+# PostgreSQL refuses to run as root, so when we are root every server
+# command runs as the "postgres" OS user; a developer without root runs the
+# clusters as themself and uses sudo only for packages and `make install`.
+
+CAL_TOP=${CAL_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+CAL_CLIENT_ID=${CAL_CLIENT_ID:-cal-test-client}
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+	PG_OS_USER=postgres
+else
+	SUDO="sudo"
+	PG_OS_USER=$(id -un)
+fi
+
+export CAL_PG_OS_USER=$PG_OS_USER
+
+# Debian's interpreter (installed below) starts faster than a version
+# manager's shim, and the tests start it hundreds of times.
+pick_python() {
+	CAL_PYTHON=$(command -v /usr/bin/python3 || command -v python3 || echo python3)
+	export CAL_PYTHON
+}
+pick_python
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Run a command as the OS user that owns the clusters.
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u "$PG_OS_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Install the Debian packages the build, the clusters and the tests need,
+# but only those missing, so a prepared machine pays nothing.
+ensure_packages() {
+	local wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
+		postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
+		libc6-dev python3 ca-certificates"
+	local missing="" p
+	for p in $wanted; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	log "installing:$missing"
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	# shellcheck disable=SC2086
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends $missing >&2
+	pick_python
+}
+
+build_and_install() {
+	make -C "$CAL_TOP" -s PG_CONFIG="$PG_BIN/pg_config" >&2
+	$SUDO make -C "$CAL_TOP" -s PG_CONFIG="$PG_BIN/pg_config" install >&2
+}
+
+# A scratch directory for this run: clusters, logs, secret file.
+make_workdir() {
+	CAL_WORK=$(mktemp -d "${TMPDIR:-/tmp}/cal_refresh.XXXXXX")
+	chmod 755 "$CAL_WORK"
+	export CAL_WORK
+}
+
+free_port() {
+	"$CAL_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The OAuth client secret lives in a file owned by the server's OS user,
+# mode 0600, as the extension demands.
+make_secret_file() {
+	local dir=$CAL_WORK/secret
+	install -d -m 755 "$dir"
+	CAL_SECRET_FILE=$dir/calcom.key
+	(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CAL_SECRET_FILE")
+	chmod 600 "$CAL_SECRET_FILE"
+	[ "$(id -u)" -eq 0 ] && chown "$PG_OS_USER" "$CAL_SECRET_FILE"
+	export CAL_SECRET_FILE CAL_CLIENT_ID
+}
+
+start_standin() {
+	local portfile=$CAL_WORK/standin.port
+	# Its own copy: tests replace the server's file to provoke a 401.
+	cp "$CAL_SECRET_FILE" "$CAL_WORK/standin.secret"
+	"$CAL_PYTHON" "$CAL_TOP/test/calcom_standin.py" --client-id "$CAL_CLIENT_ID" \
+		--secret-file "$CAL_WORK/standin.secret" --port-file "$portfile" \
+		>"$CAL_WORK/standin.log" 2>&1 &
+	CAL_STANDIN_PID=$!
+	"$CAL_PYTHON" "$CAL_TOP/test/standin_ctl.py" wait-port "$portfile" --timeout 15 ||
+		{ log "the stand-in did not start:"; cat "$CAL_WORK/standin.log" >&2; return 1; }
+	CAL_STANDIN_PORT=$(cat "$portfile")
+	CAL_STANDIN_URL=http://127.0.0.1:$CAL_STANDIN_PORT
+	CAL_STANDIN_CTL="$CAL_PYTHON $CAL_TOP/test/standin_ctl.py"
+	export CAL_STANDIN_PID CAL_STANDIN_PORT CAL_STANDIN_URL CAL_STANDIN_CTL
+}
+
+stop_standin() {
+	if [ -n "${CAL_STANDIN_PID:-}" ]; then
+		kill "$CAL_STANDIN_PID" 2>/dev/null || true
+		wait "$CAL_STANDIN_PID" 2>/dev/null || true
+		CAL_STANDIN_PID=""
+	fi
+}
+
+# cluster_start NAME PRELOAD [extra postgresql.conf lines...]
+# Starts a throwaway cluster in $CAL_WORK/NAME, listening only on a unix
+# socket there.  PRELOAD is "yes" to put cal_refresh (and pg_cron) in
+# shared_preload_libraries, "no" for a server that loads it on demand.
+# Sets <NAME>_PORT, <NAME>_HOST and <NAME>_DATA.
+cluster_start() {
+	local name=$1 preload=$2
+	shift 2
+	local dir=$CAL_WORK/$name port
+	port=$(free_port)
+	install -d -m 755 "$dir"
+	[ "$(id -u)" -eq 0 ] && chown "$PG_OS_USER" "$dir"
+	as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
+		--locale=C --no-sync >"$dir/initdb.log" 2>&1 ||
+		{ cat "$dir/initdb.log" >&2; return 1; }
+	{
+		echo "port = $port"
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$dir'"
+		echo "fsync = off"
+		echo "synchronous_commit = off"
+		echo "max_worker_processes = 16"
+		echo "log_line_prefix = '%m [%p] %u@%d '"
+		echo "log_min_messages = debug1"
+		echo "cal_refresh.client_id = '$CAL_CLIENT_ID'"
+		echo "cal_refresh.secret_key_file = '$CAL_SECRET_FILE'"
+		echo "cal_refresh.api_url = '$CAL_STANDIN_URL'"
+		if [ "$preload" = yes ]; then
+			echo "shared_preload_libraries = 'cal_refresh'"
+		fi
+		local line
+		for line in "$@"; do echo "$line"; done
+	} | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+		>/dev/null || { cat "$dir/server.log" >&2; return 1; }
+	local up=${name^^}
+	printf -v "${up}_PORT" '%s' "$port"
+	printf -v "${up}_HOST" '%s' "$dir"
+	printf -v "${up}_DATA" '%s' "$dir/data"
+	export "${up}_PORT" "${up}_HOST" "${up}_DATA"
+	CAL_CLUSTERS="${CAL_CLUSTERS:-} $name"
+}
+
+cluster_stop() {
+	local dir=$CAL_WORK/$1
+	[ -f "$dir/data/postmaster.pid" ] || return 0
+	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+		as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+}
+
+stop_all() {
+	local c
+	for c in ${CAL_CLUSTERS:-}; do cluster_stop "$c"; done
+	CAL_CLUSTERS=""
+	stop_standin
+}
+
+# psql against a cluster: cpsql NAME DB [psql args...]
+cpsql() {
+	local up=${1^^} db=$2
+	shift 2
+	local host_var=${up}_HOST port_var=${up}_PORT
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "${!host_var}" -p "${!port_var}" \
+		-U postgres -d "$db" "$@"
+}
+
+# --- assertions for test/t/*.sh: TAP-like lines the harness counts --------
+
+T_FAILED=0
+
+ok() { printf 'ok - %s\n' "$1"; }
+
+not_ok() {
+	printf 'not ok - %s\n' "$1"
+	[ $# -gt 1 ] && printf '#   %s\n' "${@:2}"
+	T_FAILED=$((T_FAILED + 1))
+}
+
+# is ACTUAL EXPECTED DESCRIPTION
+is() {
+	if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3" "got:      '$1'" "expected: '$2'"; fi
+}
+
+# like ACTUAL REGEX DESCRIPTION
+like() {
+	if [[ $1 =~ $2 ]]; then ok "$3"; else not_ok "$3" "got: '$1'" "wanted: /$2/"; fi
+}
+
+t_done() { exit $((T_FAILED > 0)); }
