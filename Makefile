@@ -6,12 +6,16 @@
 
 EXTENSION = cal_refresh
 MODULE_big = cal_refresh
-OBJS = src/cal_refresh.o
+OBJS = \
+	src/cal_refresh.o \
+	src/calcom_parse.o \
+	src/refresh.o \
+	src/token_store.o
 
 DATA = sql/cal_refresh--1.0.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
-REGRESS = setup
+REGRESS = setup settings update_tokens table_checks permissions
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

@@ -14,3 +14,30 @@ CREATE TYPE @extschema@.cal_token_result AS (
 	error_code text,
 	error text
 );
+
+-- Not STRICT: a NULL argument raises 22004 instead of silently returning NULL.
+CREATE FUNCTION @extschema@.cal_update_tokens(
+	user_ulid text,
+	access_token text,
+	refresh_token text,
+	access_token_expires_at timestamptz,
+	refresh_token_expires_at timestamptz DEFAULT NULL)
+RETURNS @extschema@.cal_token_result
+AS 'MODULE_PATHNAME', 'cal_update_tokens'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Cal.com returns expiries as milliseconds since the epoch.  A separate
+-- name, not an overload: an untyped NULL expiry would be ambiguous.
+CREATE FUNCTION @extschema@.cal_update_tokens_ms(
+	user_ulid text,
+	access_token text,
+	refresh_token text,
+	access_token_expires_at bigint,
+	refresh_token_expires_at bigint DEFAULT NULL)
+RETURNS @extschema@.cal_token_result
+AS 'MODULE_PATHNAME', 'cal_update_tokens_ms'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Nothing is open to PUBLIC: grant EXECUTE to the application role.
+REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens(text, text, text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens_ms(text, text, text, bigint, bigint) FROM PUBLIC;

@@ -1,13 +1,396 @@
 /*-------------------------------------------------------------------------
  *
  * cal_refresh.c
- *		Module entry.  For now only the module magic: the harness needs a
- *		library it can preload.
+ *		Module entry: settings (GUCs) and the SQL-callable functions.
+ *
+ * This file turns settings and arguments into plain structs, hands them to
+ * refresh.c, and turns what comes back into a cal_token_result row.
+ * Misuse (a NULL or malformed argument) raises; every operational failure
+ * comes back as success = false with a stable error_code.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/htup_details.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "calcom_parse.h"
+#include "compat.h"
+#include "refresh.h"
+#include "token_store.h"
 
 PG_MODULE_MAGIC;
+
+/* A user key longer than this is not a key. */
+#define CAL_USER_ULID_MAX 1024
+
+/* Millisecond expiries must fall between the epoch and the year 10000. */
+#define CAL_EXPIRY_MAX_MS INT64CONST(253402300800000)
+
+/* The table's settings; see README.md for their meaning. */
+typedef struct RefreshConfig
+{
+	const char *table_name;
+} RefreshConfig;
+
+/* Settings; see README.md for their meaning. */
+static char *cal_client_id = NULL;
+static char *cal_secret_key_file = NULL;
+static char *cal_api_url = NULL;
+static char *cal_table_name = NULL;
+static char *cal_ca_file = NULL;
+static int	cal_timeout_ms = 10000;
+static int	cal_connect_timeout_ms = 3000;
+
+/*
+ * Only a library loaded at server start protects api_url and table_name
+ * with their SUSET context from a session's first statement; loaded later,
+ * any role could have set placeholders first.
+ */
+static bool loaded_at_server_start = false;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(cal_update_tokens);
+PG_FUNCTION_INFO_V1(cal_update_tokens_ms);
+
+static bool
+check_client_id(char **newval, void **extra, GucSource source)
+{
+	if (!calcom_client_id_is_valid(*newval))
+	{
+		GUC_check_errdetail("A client id may hold only letters, digits, \"-\" "
+							"and \"_\", at most 128 of them.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_api_url(char **newval, void **extra, GucSource source)
+{
+	const char *why;
+
+	if (!calcom_url_is_acceptable(*newval, &why))
+	{
+		GUC_check_errdetail("%s", why);
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_table_name(char **newval, void **extra, GucSource source)
+{
+	char		schema[NAMEDATALEN];
+	char		table[NAMEDATALEN];
+
+	if (!token_store_parse_table_name(*newval, schema, table))
+	{
+		GUC_check_errdetail("The table must be given as schema.table, "
+							"for example public.\"CalendarIntegration\".");
+		return false;
+	}
+	return true;
+}
+
+void
+_PG_init(void)
+{
+	loaded_at_server_start = process_shared_preload_libraries_in_progress;
+
+	DefineCustomStringVariable("cal_refresh.client_id",
+							   "Cal.com OAuth client id of the platform.",
+							   NULL,
+							   &cal_client_id,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_client_id, NULL, NULL);
+	DefineCustomStringVariable("cal_refresh.secret_key_file",
+							   "File holding the Cal.com OAuth client secret.",
+							   "Owned by the server's user with mode 0600, or by "
+							   "root with mode 0640; re-read when replaced.",
+							   &cal_secret_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("cal_refresh.api_url",
+							   "Base URL of the Cal.com API.",
+							   "https only, except http to a loopback host.",
+							   &cal_api_url,
+							   "https://api.cal.com",
+							   PGC_SUSET,
+							   0,
+							   check_api_url, NULL, NULL);
+	DefineCustomStringVariable("cal_refresh.table_name",
+							   "Schema-qualified table holding the tokens.",
+							   "Resolved without search_path.",
+							   &cal_table_name,
+							   "public.\"CalendarIntegration\"",
+							   PGC_SUSET,
+							   0,
+							   check_table_name, NULL, NULL);
+	DefineCustomStringVariable("cal_refresh.ca_file",
+							   "Extra CA bundle for a Cal.com behind a private CA.",
+							   "Certificates are always verified.",
+							   &cal_ca_file,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.timeout",
+							"Time limit of one Cal.com endpoint's attempt.",
+							"Connect, TLS, request and response included.",
+							&cal_timeout_ms,
+							10000, 100, 300000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.connect_timeout",
+							"Time limit for connecting to Cal.com.",
+							NULL,
+							&cal_connect_timeout_ms,
+							3000, 100, 300000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("cal_refresh");
+
+}
+
+/*
+ * Fills *config from the settings.  Returns false, with the failure in
+ * *result, when they are unsafe.
+ */
+static bool
+cal_settings_to_config(RefreshConfig *config, CalResult *result)
+{
+	memset(config, 0, sizeof(*config));
+	if (!loaded_at_server_start)
+	{
+		refresh_set_failure(result, CAL_ERR_CONFIG_INSECURE,
+							"cal_refresh is not in shared_preload_libraries: "
+							"add it there and restart the server");
+		return false;
+	}
+	config->table_name = cal_table_name;
+	return true;
+}
+
+/* A required text argument: NULL is 22004, empty or oversized 22023. */
+static char *
+cal_text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	char	   *value;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", name)));
+	return value;
+}
+
+static char *
+cal_user_ulid_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *user_ulid = cal_text_arg(fcinfo, argno, "user_ulid");
+	const char *p;
+
+	if (strlen(user_ulid) > CAL_USER_ULID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_ulid is longer than %d bytes", CAL_USER_ULID_MAX)));
+	for (p = user_ulid; *p != '\0'; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("user_ulid contains control characters")));
+	return user_ulid;
+}
+
+/* A token argument; its value never appears in a message. */
+static char *
+cal_token_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	char	   *token = cal_text_arg(fcinfo, argno, name);
+
+	if (!calcom_token_is_plausible(token))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is not a Cal.com token", name),
+				 errdetail("A token is 1 to %d printable ASCII characters "
+						   "without spaces.", CAL_TOKEN_MAX)));
+	return token;
+}
+
+static TimestampTz
+cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	TimestampTz value;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	value = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite timestamp", name)));
+	return value;
+}
+
+static TimestampTz
+cal_expiry_ms_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	int64		ms;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	ms = PG_GETARG_INT64(argno);
+	if (ms <= 0 || ms >= CAL_EXPIRY_MAX_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be milliseconds since 1970-01-01, "
+						"between 1 and %lld",
+						name, (long long) CAL_EXPIRY_MAX_MS - 1)));
+	return ms * 1000 -
+		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+static Datum
+cal_result_datum(FunctionCallInfo fcinfo, const CalResult *result)
+{
+	TupleDesc	desc;
+	Datum		values[8];
+	bool		nulls[8];
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+
+	memset(nulls, true, sizeof(nulls));
+	values[0] = BoolGetDatum(result->success);
+	nulls[0] = false;
+#define CAL_SET_TEXT(i, s) \
+	do { if ((s) != NULL) { values[i] = CStringGetTextDatum(s); nulls[i] = false; } } while (0)
+	CAL_SET_TEXT(1, result->user_ulid);
+	CAL_SET_TEXT(2, result->method);
+	CAL_SET_TEXT(3, result->access_token);
+	CAL_SET_TEXT(6, result->error_code);
+	CAL_SET_TEXT(7, result->error);
+#undef CAL_SET_TEXT
+	if (result->has_access_expiry)
+	{
+		values[4] = TimestampTzGetDatum(result->access_expires_at);
+		nulls[4] = false;
+	}
+	if (result->has_refresh_expiry)
+	{
+		values[5] = TimestampTzGetDatum(result->refresh_expires_at);
+		nulls[5] = false;
+	}
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/*
+ * Work happens in a context of its own, deleted after the result row is
+ * built, so a loop of calls in one statement does not accumulate memory.
+ */
+static MemoryContext
+cal_begin_call(void)
+{
+	return MemoryContextSwitchTo(AllocSetContextCreate(CurrentMemoryContext,
+													   "cal_refresh call",
+													   ALLOCSET_SMALL_SIZES));
+}
+
+static Datum
+cal_end_call(FunctionCallInfo fcinfo, MemoryContext caller_context,
+			 const CalResult *result)
+{
+	MemoryContext work_context = MemoryContextSwitchTo(caller_context);
+	Datum		datum = cal_result_datum(fcinfo, result);
+
+	MemoryContextDelete(work_context);
+	return datum;
+}
+
+/* Shared by cal_update_tokens and cal_update_tokens_ms. */
+static Datum
+cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
+{
+	MemoryContext caller_context = cal_begin_call();
+	char	   *user_ulid = cal_user_ulid_arg(fcinfo, 0);
+	char	   *access_token = cal_token_arg(fcinfo, 1, "access_token");
+	char	   *refresh_token = cal_token_arg(fcinfo, 2, "refresh_token");
+	TimestampTz access_expires_at;
+	TimestampTz refresh_expires_at = 0;
+	bool		has_refresh_expiry = !PG_ARGISNULL(4);
+	CalResult	result = {0};
+	RefreshConfig config;
+
+	if (milliseconds)
+	{
+		access_expires_at = cal_expiry_ms_arg(fcinfo, 3,
+											  "access_token_expires_at");
+		if (has_refresh_expiry)
+			refresh_expires_at = cal_expiry_ms_arg(fcinfo, 4,
+												   "refresh_token_expires_at");
+	}
+	else
+	{
+		access_expires_at = cal_expiry_arg(fcinfo, 3, "access_token_expires_at");
+		if (has_refresh_expiry)
+			refresh_expires_at = cal_expiry_arg(fcinfo, 4,
+												"refresh_token_expires_at");
+	}
+	PreventCommandIfReadOnly(milliseconds ? "cal_update_tokens_ms()" :
+							 "cal_update_tokens()");
+
+	result.user_ulid = user_ulid;
+	if (cal_settings_to_config(&config, &result))
+		refresh_store_given_tokens(config.table_name, user_ulid, access_token,
+								   refresh_token, access_expires_at,
+								   has_refresh_expiry, refresh_expires_at,
+								   &result);
+	explicit_bzero(refresh_token, strlen(refresh_token));
+	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
+}
+
+/*
+ * cal_update_tokens(user_ulid, access_token, refresh_token,
+ *					 access_token_expires_at timestamptz,
+ *					 refresh_token_expires_at timestamptz default null)
+ */
+Datum
+cal_update_tokens(PG_FUNCTION_ARGS)
+{
+	return cal_update_tokens_common(fcinfo, false);
+}
+
+/* The same with Cal.com's millisecond expiries. */
+Datum
+cal_update_tokens_ms(PG_FUNCTION_ARGS)
+{
+	return cal_update_tokens_common(fcinfo, true);
+}

@@ -1,0 +1,277 @@
+/*-------------------------------------------------------------------------
+ *
+ * calcom_parse.c
+ *		Reading Cal.com's JSON bodies and checking what we put in a request.
+ *
+ * Everything here is a pure function of its arguments.  Cal.com's bodies
+ * are treated as hostile input: every field is type-checked, tokens must
+ * look like tokens, and expiries must be plausible millisecond numbers
+ * (read through valuedouble: cJSON's valueint saturates at INT_MAX).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "calcom_parse.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+/* 10000-01-01 in ms: later than any expiry a real server sends. */
+#define CAL_EXPIRY_MAX_MS 253402300800000.0
+
+static void
+set_message(char *message, size_t message_len, const char *text)
+{
+	if (message_len > 0)
+		snprintf(message, message_len, "%s", text);
+}
+
+bool
+calcom_token_is_plausible(const char *token)
+{
+	size_t		len = 0;
+
+	if (token == NULL)
+		return false;
+	for (; token[len] != '\0'; len++)
+	{
+		unsigned char c = (unsigned char) token[len];
+
+		if (c <= 0x20 || c >= 0x7f || len >= CAL_TOKEN_MAX)
+			return false;
+	}
+	return len > 0;
+}
+
+/* Copies a string field into buf when it is a plausible token. */
+static bool
+copy_token(const cJSON *data, const char *field, char *buf)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(data, field);
+
+	if (!cJSON_IsString(item) || !calcom_token_is_plausible(item->valuestring))
+		return false;
+	/* Plausible means at most CAL_TOKEN_MAX bytes: buf has room. */
+	memcpy(buf, item->valuestring, strlen(item->valuestring) + 1);
+	return true;
+}
+
+/*
+ * Reads an optional expiry.  Absent or null is fine (*present = false);
+ * anything but a plausible positive number is not.
+ */
+static bool
+read_expiry(const cJSON *data, const char *field, bool *present, double *ms)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(data, field);
+
+	*present = false;
+	*ms = 0;
+	if (item == NULL || cJSON_IsNull(item))
+		return true;
+	if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
+		item->valuedouble <= 0 || item->valuedouble >= CAL_EXPIRY_MAX_MS)
+		return false;
+	*present = true;
+	*ms = floor(item->valuedouble);
+	return true;
+}
+
+bool
+calcom_parse_tokens(const char *body, size_t len, CalTokens *tokens,
+					char *message, size_t message_len)
+{
+	cJSON	   *root;
+	const cJSON *status;
+	const cJSON *data;
+	bool		ok = false;
+
+	memset(tokens, 0, sizeof(*tokens));
+	root = cJSON_ParseWithLength(body, len);
+	if (root == NULL)
+	{
+		set_message(message, message_len, "response is not JSON");
+		return false;
+	}
+
+	status = cJSON_GetObjectItemCaseSensitive(root, "status");
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	if (status != NULL &&
+		!(cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0))
+		set_message(message, message_len, "response status is not \"success\"");
+	else if (!cJSON_IsObject(data))
+		set_message(message, message_len, "response has no \"data\" object");
+	else if (!copy_token(data, "accessToken", tokens->access_token))
+		set_message(message, message_len,
+					"response has no usable \"accessToken\"");
+	else if (!copy_token(data, "refreshToken", tokens->refresh_token))
+		set_message(message, message_len,
+					"response has no usable \"refreshToken\"");
+	else if (!read_expiry(data, "accessTokenExpiresAt",
+						  &tokens->has_access_expiry,
+						  &tokens->access_expires_ms))
+		set_message(message, message_len,
+					"response has an unusable \"accessTokenExpiresAt\"");
+	else if (!read_expiry(data, "refreshTokenExpiresAt",
+						  &tokens->has_refresh_expiry,
+						  &tokens->refresh_expires_ms))
+		set_message(message, message_len,
+					"response has an unusable \"refreshTokenExpiresAt\"");
+	else
+		ok = true;
+
+	cJSON_Delete(root);
+	if (!ok)
+		memset(tokens, 0, sizeof(*tokens));
+	return ok;
+}
+
+/* Appends src to dst (size dst_len), keeping printable ASCII only. */
+static void
+append_printable(char *dst, size_t dst_len, const char *src, size_t src_max)
+{
+	size_t		used = strlen(dst);
+	size_t		i;
+
+	for (i = 0; i < src_max && src[i] != '\0' && used + 1 < dst_len; i++)
+	{
+		unsigned char c = (unsigned char) src[i];
+
+		dst[used++] = (char) ((c >= 0x20 && c < 0x7f) ? c : '?');
+	}
+	dst[used] = '\0';
+}
+
+void
+calcom_describe_error(const char *body, size_t len,
+					  char *message, size_t message_len)
+{
+	cJSON	   *root;
+	const cJSON *error;
+	const cJSON *code;
+	const cJSON *text;
+
+	if (message_len == 0)
+		return;
+	message[0] = '\0';
+	root = cJSON_ParseWithLength(body, len);
+	if (root == NULL)
+	{
+		set_message(message, message_len,
+					len == 0 ? "empty body" : "non-JSON body");
+		return;
+	}
+	error = cJSON_GetObjectItemCaseSensitive(root, "error");
+	code = cJSON_GetObjectItemCaseSensitive(error, "code");
+	text = cJSON_GetObjectItemCaseSensitive(error, "message");
+	if (cJSON_IsString(code))
+		append_printable(message, message_len, code->valuestring, 64);
+	if (cJSON_IsString(text))
+	{
+		if (message[0] != '\0')
+			append_printable(message, message_len, ": ", 2);
+		append_printable(message, message_len, text->valuestring, 160);
+	}
+	if (message[0] == '\0')
+		set_message(message, message_len, "no error description");
+	cJSON_Delete(root);
+}
+
+/* True for the hosts plain http may reach: this machine only. */
+static bool
+host_is_loopback(const char *host, size_t len)
+{
+	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return true;
+	if (len == 5 && strncmp(host, "[::1]", 5) == 0)
+		return true;
+	if (len >= 7 && strncmp(host, "127.", 4) == 0)
+	{
+		size_t		i;
+
+		for (i = 4; i < len; i++)
+			if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+bool
+calcom_url_is_acceptable(const char *url, const char **why)
+{
+	const char *rest;
+	size_t		host_len;
+	size_t		i;
+	bool		https;
+
+	*why = NULL;
+	if (url == NULL || url[0] == '\0')
+	{
+		*why = "The URL is empty.";
+		return false;
+	}
+	for (i = 0; url[i] != '\0'; i++)
+	{
+		unsigned char c = (unsigned char) url[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#' || c == '@' ||
+			c == '\\')
+		{
+			*why = "The URL may not contain spaces, control characters, "
+				"user information, a query or a fragment.";
+			return false;
+		}
+	}
+	if (strncasecmp(url, "https://", 8) == 0)
+	{
+		https = true;
+		rest = url + 8;
+	}
+	else if (strncasecmp(url, "http://", 7) == 0)
+	{
+		https = false;
+		rest = url + 7;
+	}
+	else
+	{
+		*why = "The URL must start with https://.";
+		return false;
+	}
+
+	if (rest[0] == '[')
+		host_len = strcspn(rest, "]") + 1;
+	else
+		host_len = strcspn(rest, ":/");
+	if (host_len == 0 || host_len > strlen(rest))
+	{
+		*why = "The URL has no host.";
+		return false;
+	}
+	if (!https && !host_is_loopback(rest, host_len))
+	{
+		*why = "Plain http:// is allowed only for loopback hosts; use https://.";
+		return false;
+	}
+	return true;
+}
+
+bool
+calcom_client_id_is_valid(const char *client_id)
+{
+	size_t		i;
+
+	for (i = 0; client_id[i] != '\0'; i++)
+	{
+		char		c = client_id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '-' || c == '_') ||
+			i >= 128)
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every difference between PostgreSQL (13-17) and libcurl versions
+ *		that cal_refresh cares about, in one place.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAL_REFRESH_COMPAT_H
+#define CAL_REFRESH_COMPAT_H
+
+#include "storage/latch.h"
+#include "utils/guc.h"
+
+#include <curl/curl.h>
+
+/* PostgreSQL 17 ties a WaitEventSet to a resource owner, not a context. */
+#if PG_VERSION_NUM >= 170000
+#define cal_create_wait_event_set(nevents) \
+	CreateWaitEventSet(CurrentResourceOwner, (nevents))
+#else
+#define cal_create_wait_event_set(nevents) \
+	CreateWaitEventSet(CurrentMemoryContext, (nevents))
+#endif
+
+/* PostgreSQL 15 renamed EmitWarningsOnPlaceholders and made it stricter. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/*
+ * CURLOPT_QUICK_EXIT (7.87) lets a cancelled transfer skip joining the
+ * resolver thread; older libcurl simply waits for it.
+ */
+#if LIBCURL_VERSION_NUM >= 0x075700
+#define CAL_HAVE_CURLOPT_QUICK_EXIT 1
+#endif
+
+/* CURLOPT_PROTOCOLS_STR (7.85) replaces the deprecated bitmask option. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+#define CAL_HAVE_CURLOPT_PROTOCOLS_STR 1
+#endif
+
+#endif							/* CAL_REFRESH_COMPAT_H */
