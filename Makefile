@@ -8,14 +8,17 @@ EXTENSION = cal_refresh
 MODULE_big = cal_refresh
 OBJS = \
 	src/cal_refresh.o \
+	src/calcom_client.o \
 	src/calcom_parse.o \
 	src/refresh.o \
+	src/secret_file.o \
 	src/token_store.o
 
 DATA = sql/cal_refresh--1.0.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
-REGRESS = setup settings update_tokens table_checks permissions
+REGRESS = setup settings secret_file update_tokens table_checks \
+	permissions refresh fallback errors
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc
@@ -29,7 +32,10 @@ ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 endif
 
-.PHONY: test bench print-regress
+.PHONY: demo test bench print-regress
+
+demo:
+	@bash test/harness.sh demo
 
 test:
 	@bash test/harness.sh test

@@ -16,6 +16,11 @@ CREATE TYPE @extschema@.cal_token_result AS (
 );
 
 -- Not STRICT: a NULL argument raises 22004 instead of silently returning NULL.
+CREATE FUNCTION @extschema@.cal_refresh_user_tokens(user_ulid text)
+RETURNS @extschema@.cal_token_result
+AS 'MODULE_PATHNAME', 'cal_refresh_user_tokens'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION @extschema@.cal_update_tokens(
 	user_ulid text,
 	access_token text,
@@ -39,5 +44,6 @@ AS 'MODULE_PATHNAME', 'cal_update_tokens_ms'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Nothing is open to PUBLIC: grant EXECUTE to the application role.
+REVOKE ALL ON FUNCTION @extschema@.cal_refresh_user_tokens(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens(text, text, text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens_ms(text, text, text, bigint, bigint) FROM PUBLIC;

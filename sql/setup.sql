@@ -20,7 +20,8 @@ CREATE TABLE public."CalendarIntegration" (
 CREATE ROLE cal_app LOGIN;
 CREATE ROLE cal_stranger LOGIN;
 GRANT SELECT, UPDATE ON public."CalendarIntegration" TO cal_app, cal_stranger;
-GRANT EXECUTE ON FUNCTION cal_update_tokens(text, text, text, timestamptz, timestamptz),
+GRANT EXECUTE ON FUNCTION cal_refresh_user_tokens(text),
+	cal_update_tokens(text, text, text, timestamptz, timestamptz),
 	cal_update_tokens_ms(text, text, text, bigint, bigint) TO cal_app;
 
 -- (Re)creates a user's row with an expired access token and the given

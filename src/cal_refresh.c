@@ -27,6 +27,7 @@
 #include "calcom_parse.h"
 #include "compat.h"
 #include "refresh.h"
+#include "secret_file.h"
 #include "token_store.h"
 
 PG_MODULE_MAGIC;
@@ -36,12 +37,6 @@ PG_MODULE_MAGIC;
 
 /* Millisecond expiries must fall between the epoch and the year 10000. */
 #define CAL_EXPIRY_MAX_MS INT64CONST(253402300800000)
-
-/* The table's settings; see README.md for their meaning. */
-typedef struct RefreshConfig
-{
-	const char *table_name;
-} RefreshConfig;
 
 /* Settings; see README.md for their meaning. */
 static char *cal_client_id = NULL;
@@ -61,6 +56,7 @@ static bool loaded_at_server_start = false;
 
 void		_PG_init(void);
 
+PG_FUNCTION_INFO_V1(cal_refresh_user_tokens);
 PG_FUNCTION_INFO_V1(cal_update_tokens);
 PG_FUNCTION_INFO_V1(cal_update_tokens_ms);
 
@@ -168,15 +164,21 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
+	calcom_client_init();
 }
 
 /*
  * Fills *config from the settings.  Returns false, with the failure in
- * *result, when they are unsafe.
+ * *result, when they are missing or unsafe; need_http says whether the
+ * Cal.com settings and the secret matter for this call.
  */
 static bool
-cal_settings_to_config(RefreshConfig *config, CalResult *result)
+cal_settings_to_config(RefreshConfig *config, bool need_http,
+					   CalResult *result)
 {
+	const char *secret;
+	char	   *problem;
+
 	memset(config, 0, sizeof(*config));
 	if (!loaded_at_server_start)
 	{
@@ -186,6 +188,32 @@ cal_settings_to_config(RefreshConfig *config, CalResult *result)
 		return false;
 	}
 	config->table_name = cal_table_name;
+	if (!need_http)
+		return true;
+
+	if (cal_client_id == NULL || cal_client_id[0] == '\0')
+	{
+		refresh_set_failure(result, CAL_ERR_CONFIG_MISSING,
+							"cal_refresh.client_id is not set");
+		return false;
+	}
+	switch (secret_file_get(cal_secret_key_file, &secret, &problem))
+	{
+		case SECRET_FILE_OK:
+			break;
+		case SECRET_FILE_MISSING:
+			refresh_set_failure(result, CAL_ERR_CONFIG_MISSING, problem);
+			return false;
+		case SECRET_FILE_INSECURE:
+			refresh_set_failure(result, CAL_ERR_CONFIG_INSECURE, problem);
+			return false;
+	}
+	config->client.api_url = cal_api_url;
+	config->client.client_id = cal_client_id;
+	config->client.secret_key = secret;
+	config->client.ca_file = cal_ca_file;
+	config->client.timeout_ms = cal_timeout_ms;
+	config->client.connect_timeout_ms = cal_connect_timeout_ms;
 	return true;
 }
 
@@ -335,6 +363,24 @@ cal_end_call(FunctionCallInfo fcinfo, MemoryContext caller_context,
 	return datum;
 }
 
+/* cal_refresh_user_tokens(user_ulid text) returns cal_token_result */
+Datum
+cal_refresh_user_tokens(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller_context = cal_begin_call();
+	char	   *user_ulid = cal_user_ulid_arg(fcinfo, 0);
+	CalResult	result = {0};
+	RefreshConfig config;
+
+	/* Tokens Cal.com rotates must be storable: refuse before any call. */
+	PreventCommandIfReadOnly("cal_refresh_user_tokens()");
+
+	result.user_ulid = user_ulid;
+	if (cal_settings_to_config(&config, true, &result))
+		refresh_user_tokens(&config, user_ulid, &result);
+	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
+}
+
 /* Shared by cal_update_tokens and cal_update_tokens_ms. */
 static Datum
 cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
@@ -368,7 +414,7 @@ cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
 							 "cal_update_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, &result))
+	if (cal_settings_to_config(&config, false, &result))
 		refresh_store_given_tokens(config.table_name, user_ulid, access_token,
 								   refresh_token, access_expires_at,
 								   has_refresh_expiry, refresh_expires_at,

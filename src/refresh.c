@@ -1,14 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * refresh.c
- *		The refresh policy.  So far: storing tokens the caller already has.
+ *		The refresh policy, read top to bottom: lock the user's row, refresh
+ *		with the stored refresh token, fall back to force refresh when that
+ *		token is unusable or its fate unknown, store the new pair in the
+ *		caller's transaction, report.
+ *
+ * Refresh tokens are single-use.  The row lock is taken before the token
+ * is read, so two sessions never spend the same token; the new pair is
+ * written in the same transaction that holds the lock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
 #include "refresh.h"
 #include "token_store.h"
+
+/* Cal.com's access tokens live an hour; used when a server omits expiry. */
+#define CAL_ACCESS_TOKEN_LIFETIME_USECS (60 * USECS_PER_MINUTE)
+
+/* Cal.com user ids are 32-bit integers. */
+#define CAL_MAX_USER_ID PG_INT32_MAX
 
 void
 refresh_set_failure(CalResult *result, const char *error_code,
@@ -21,6 +36,197 @@ refresh_set_failure(CalResult *result, const char *error_code,
 			(errmsg("cal_refresh: tokens of user \"%s\" not refreshed (%s): %s",
 					result->user_ulid ? result->user_ulid : "", error_code,
 					error)));
+}
+
+static const char *
+refresh_error_code(CalOutcome outcome)
+{
+	switch (outcome)
+	{
+		case CAL_REJECTED:
+			return CAL_ERR_CALCOM_REJECTED;
+		case CAL_UNAVAILABLE:
+			return CAL_ERR_CALCOM_UNAVAILABLE;
+		case CAL_NETWORK_ERROR:
+			return CAL_ERR_NETWORK_ERROR;
+		case CAL_TIMEOUT:
+			return CAL_ERR_TIMEOUT;
+		case CAL_OK:
+		case CAL_BAD_RESPONSE:
+			break;
+	}
+	return CAL_ERR_BAD_RESPONSE;
+}
+
+/*
+ * After a failed refresh, is the stored refresh token unusable or its fate
+ * unknown?  Then only force refresh can help.  Not after 401/403 (force
+ * would fail the same way), 429 (wait instead), or when nothing was sent.
+ */
+static bool
+refresh_should_fall_back(const CalCallResult *call)
+{
+	switch (call->outcome)
+	{
+		case CAL_REJECTED:
+			return call->http_status == 400 || call->http_status == 404;
+		case CAL_BAD_RESPONSE:
+			return call->http_status >= 200 && call->http_status < 300;
+		case CAL_TIMEOUT:
+		case CAL_NETWORK_ERROR:
+			return call->request_sent;
+		case CAL_UNAVAILABLE:
+			return call->http_status == 502 || call->http_status == 504;
+		case CAL_OK:
+			break;
+	}
+	return false;
+}
+
+static TimestampTz
+refresh_ms_to_timestamptz(double ms)
+{
+	return (TimestampTz) ms * 1000 -
+		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+/* One Cal.com call, logged at DEBUG1 without any secret. */
+static void
+refresh_call(const RefreshConfig *config, CalEndpoint endpoint,
+			 const char *user_ulid, const TokenRow *row, CalCallResult *call)
+{
+	if (endpoint == CAL_ENDPOINT_REFRESH)
+		calcom_client_refresh(&config->client, row->refresh_token, call);
+	else
+		calcom_client_force_refresh(&config->client,
+									(long) row->managed_user_id, call);
+	ereport(DEBUG1,
+			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms%s%s",
+							 calcom_endpoint_name(endpoint), user_ulid,
+							 call->http_status, call->elapsed_ms,
+							 call->outcome == CAL_OK ? "" : ": ",
+							 call->outcome == CAL_OK ? "" : call->message)));
+}
+
+/* Writes Cal.com's new pair to the row and fills a successful result. */
+static void
+refresh_store(const RefreshConfig *config, const char *user_ulid,
+			  const CalTokens *tokens, const char *method, CalResult *result)
+{
+	TokenUpdate update;
+	char	   *problem = NULL;
+
+	update.user_ulid = user_ulid;
+	update.access_token = tokens->access_token;
+	update.refresh_token = tokens->refresh_token;
+	update.access_expires_at = tokens->has_access_expiry ?
+		refresh_ms_to_timestamptz(tokens->access_expires_ms) :
+		GetCurrentTimestamp() + CAL_ACCESS_TOKEN_LIFETIME_USECS;
+	update.has_refresh_expiry = tokens->has_refresh_expiry;
+	update.refresh_expires_at = tokens->has_refresh_expiry ?
+		refresh_ms_to_timestamptz(tokens->refresh_expires_ms) : 0;
+
+	switch (token_store_write(config->table_name, &update, &problem))
+	{
+		case TOKEN_STORE_OK:
+			result->success = true;
+			result->method = method;
+			result->access_token = pstrdup(tokens->access_token);
+			result->has_access_expiry = true;
+			result->access_expires_at = update.access_expires_at;
+			result->has_refresh_expiry = update.has_refresh_expiry;
+			result->refresh_expires_at = update.refresh_expires_at;
+			break;
+		case TOKEN_STORE_TABLE_INVALID:
+			refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
+			break;
+		case TOKEN_STORE_NOT_FOUND:
+			refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
+								psprintf("the row of user \"%s\" disappeared "
+										 "before the new tokens were stored",
+										 user_ulid));
+			break;
+	}
+}
+
+void
+refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
+					CalResult *result)
+{
+	TokenRow	row;
+	CalCallResult *call = palloc0(sizeof(CalCallResult));
+	char	   *problem = NULL;
+	const char *why_force;
+	bool		has_usable_token;
+	bool		has_usable_user_id;
+
+	result->user_ulid = user_ulid;
+
+	/* 1. Lock the row before reading the refresh token. */
+	switch (token_store_lock_row(config->table_name, user_ulid, &row, &problem))
+	{
+		case TOKEN_STORE_OK:
+			break;
+		case TOKEN_STORE_TABLE_INVALID:
+			refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
+			return;
+		case TOKEN_STORE_NOT_FOUND:
+			refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
+								psprintf("no row for user \"%s\"", user_ulid));
+			return;
+	}
+	has_usable_token = calcom_token_is_plausible(row.refresh_token);
+	has_usable_user_id = row.has_managed_user_id &&
+		row.managed_user_id > 0 && row.managed_user_id <= CAL_MAX_USER_ID;
+
+	/* 2. The regular refresh, when there is a token to spend. */
+	if (has_usable_token)
+	{
+		refresh_call(config, CAL_ENDPOINT_REFRESH, user_ulid, &row, call);
+		if (call->outcome == CAL_OK)
+		{
+			refresh_store(config, user_ulid, &call->tokens, "refresh", result);
+			explicit_bzero(call, sizeof(CalCallResult));
+			return;
+		}
+		if (!refresh_should_fall_back(call))
+		{
+			refresh_set_failure(result, refresh_error_code(call->outcome),
+								psprintf("refresh failed: %s", call->message));
+			return;
+		}
+		why_force = psprintf("refresh failed: %s", call->message);
+	}
+	else if (row.refresh_token == NULL || row.refresh_token[0] == '\0')
+		why_force = "no refresh token is stored";
+	else
+		why_force = "the stored refresh token is malformed";
+
+	/* 3. Force refresh, which needs Cal.com's numeric user id. */
+	if (!has_usable_user_id)
+	{
+		const char *code = (has_usable_token || row.has_managed_user_id) ?
+		CAL_ERR_NO_MANAGED_USER_ID : CAL_ERR_NO_REFRESH_TOKEN;
+
+		refresh_set_failure(result, code,
+							psprintf("%s, and force refresh is impossible: %s",
+									 why_force,
+									 row.has_managed_user_id ?
+									 "\"calManagedUserId\" is not a valid Cal.com user id" :
+									 "no \"calManagedUserId\" is stored"));
+		return;
+	}
+	ereport(LOG,
+			(errmsg("cal_refresh: %s for user \"%s\"; trying force refresh",
+					why_force, user_ulid)));
+	refresh_call(config, CAL_ENDPOINT_FORCE_REFRESH, user_ulid, &row, call);
+	if (call->outcome == CAL_OK)
+		refresh_store(config, user_ulid, &call->tokens, "force_refresh", result);
+	else
+		refresh_set_failure(result, refresh_error_code(call->outcome),
+							psprintf("%s; force refresh failed: %s",
+									 why_force, call->message));
+	explicit_bzero(call, sizeof(CalCallResult));
 }
 
 void

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * refresh.h
- *		The refresh policy.  So far: storing tokens the caller has.
+ *		The refresh policy: lock the row, refresh, fall back to force
+ *		refresh, store.  Joins calcom_client and token_store.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,11 +11,20 @@
 
 #include "datatype/timestamp.h"
 
+#include "calcom_client.h"
 
 /* Stable error codes of cal_token_result, as documented in README. */
+#define CAL_ERR_CONFIG_MISSING "config_missing"
 #define CAL_ERR_CONFIG_INSECURE "config_insecure"
 #define CAL_ERR_TABLE_INVALID "table_invalid"
 #define CAL_ERR_USER_NOT_FOUND "user_not_found"
+#define CAL_ERR_NO_REFRESH_TOKEN "no_refresh_token"
+#define CAL_ERR_NO_MANAGED_USER_ID "no_managed_user_id"
+#define CAL_ERR_CALCOM_REJECTED "calcom_rejected"
+#define CAL_ERR_CALCOM_UNAVAILABLE "calcom_unavailable"
+#define CAL_ERR_NETWORK_ERROR "network_error"
+#define CAL_ERR_TIMEOUT "timeout"
+#define CAL_ERR_BAD_RESPONSE "bad_response"
 
 /* One row of cal_token_result. */
 typedef struct CalResult
@@ -31,8 +41,19 @@ typedef struct CalResult
 	const char *error;
 } CalResult;
 
+/* Everything a refresh needs, already read from settings. */
+typedef struct RefreshConfig
+{
+	CalClientConfig client;
+	const char *table_name;
+} RefreshConfig;
+
 extern void refresh_set_failure(CalResult *result, const char *error_code,
 								const char *error);
+
+/* cal_refresh_user_tokens(): the whole refresh of one user. */
+extern void refresh_user_tokens(const RefreshConfig *config,
+								const char *user_ulid, CalResult *result);
 
 /* cal_update_tokens(): store tokens the caller already has. */
 extern void refresh_store_given_tokens(const char *table_name,

@@ -6,6 +6,7 @@
 #   test/harness.sh test    every pg_regress test, then every test/t/*.sh;
 #                           last line "N passed, N failed", non-zero exit on
 #                           any failure
+#   test/harness.sh demo    refresh a demo user and show the row before/after
 #   test/harness.sh bench   run bench/*.sh (by hand; not part of `make test`)
 set -euo pipefail
 
@@ -94,6 +95,10 @@ test)
 	stop_all
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
+	;;
+demo)
+	setup
+	bash "$CAL_TOP/test/demo.sh"
 	;;
 bench)
 	setup

@@ -1,0 +1,556 @@
+/*-------------------------------------------------------------------------
+ *
+ * calcom_client.c
+ *		Cal.com's refresh and force-refresh calls over libcurl.
+ *
+ * The wait is postgres_fdw's: libcurl's multi interface tells us which
+ * sockets and which timer it needs (socket and timer callbacks), and the
+ * backend sleeps in a WaitEventSet holding those sockets and its latch,
+ * checking for interrupts at every wake-up.  A cancel, statement_timeout
+ * or pg_terminate_backend therefore interrupts a call at once, which a
+ * blocking curl_easy_perform cannot do.
+ *
+ * One multi handle and one easy handle live for the whole backend (in
+ * libcurl's own memory, outside any transaction), so connections to
+ * Cal.com are kept alive between calls.  If an error escapes mid-call the
+ * handle is detached from the multi handle (closing that connection) and
+ * the wait set is freed before the error propagates.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+
+#include "calcom_client.h"
+#include "compat.h"
+
+/* curl rarely needs more than two sockets for one transfer. */
+#define CAL_MAX_SOCKETS 8
+
+/* Wake up at least this often even if curl set no timer: belt and braces. */
+#define CAL_MAX_SLEEP_MS 1000
+
+typedef struct CalWatchedSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
+} CalWatchedSocket;
+
+/* One request/response exchange; lives in the caller's memory context. */
+typedef struct CalTransfer
+{
+	struct curl_slist *headers;
+	char	   *request_body;
+	size_t		body_len;
+	bool		body_over_cap;
+	char		curl_error[CURL_ERROR_SIZE];
+	char		body[CAL_BODY_MAX + 1];
+} CalTransfer;
+
+static CURLM *cal_multi = NULL;
+static CURL *cal_easy = NULL;
+
+/* What curl asked us to watch, kept by its callbacks. */
+static CalWatchedSocket watched[CAL_MAX_SOCKETS];
+static int	n_watched = 0;
+static bool watched_changed = false;
+static bool timer_armed = false;
+static int64 timer_due_ms = 0;
+
+/* Rebuilt whenever curl's sockets change: PG15 cannot remove an event. */
+static WaitEventSet *cal_wait_set = NULL;
+
+static int64
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* curl's socket callback: remember which sockets to wait on, and how. */
+static int
+calcom_client_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+						void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < n_watched; i++)
+		if (watched[i].fd == fd)
+			break;
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < n_watched)
+			watched[i] = watched[--n_watched];
+	}
+	else if (i < n_watched)
+		watched[i].what = what;
+	else if (n_watched < CAL_MAX_SOCKETS)
+	{
+		watched[n_watched].fd = fd;
+		watched[n_watched].what = what;
+		n_watched++;
+	}
+	else
+		return -1;				/* curl fails the transfer */
+	watched_changed = true;
+	return 0;
+}
+
+/* curl's timer callback: -1 disarms, otherwise "call me back in N ms". */
+static int
+calcom_client_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	timer_armed = timeout_ms >= 0;
+	timer_due_ms = monotonic_ms() + (timer_armed ? timeout_ms : 0);
+	return 0;
+}
+
+static size_t
+calcom_client_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = size * nmemb;
+
+	/* Stop at the cap ourselves: a body of unknown length has no limit. */
+	if (n > CAL_BODY_MAX - transfer->body_len)
+	{
+		transfer->body_over_cap = true;
+		return 0;
+	}
+	memcpy(transfer->body + transfer->body_len, data, n);
+	transfer->body_len += n;
+	return n;
+}
+
+void
+calcom_client_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libcurl")));
+}
+
+static void
+calcom_client_ensure_handles(void)
+{
+	if (cal_multi == NULL)
+	{
+		cal_multi = curl_multi_init();
+		if (cal_multi == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("curl_multi_init() failed.")));
+		curl_multi_setopt(cal_multi, CURLMOPT_SOCKETFUNCTION,
+						  calcom_client_socket_cb);
+		curl_multi_setopt(cal_multi, CURLMOPT_TIMERFUNCTION,
+						  calcom_client_timer_cb);
+	}
+	if (cal_easy == NULL)
+	{
+		cal_easy = curl_easy_init();
+		if (cal_easy == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("curl_easy_init() failed.")));
+	}
+}
+
+static void
+calcom_client_release_wait_set(void)
+{
+	if (cal_wait_set != NULL)
+		FreeWaitEventSet(cal_wait_set);
+	cal_wait_set = NULL;
+}
+
+static void
+calcom_client_rebuild_wait_set(void)
+{
+	MemoryContext oldcxt;
+	int			i;
+
+	calcom_client_release_wait_set();
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	cal_wait_set = cal_create_wait_event_set(n_watched + 2);
+	MemoryContextSwitchTo(oldcxt);
+
+	AddWaitEventToSet(cal_wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch,
+					  NULL);
+	AddWaitEventToSet(cal_wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET,
+					  NULL, NULL);
+	for (i = 0; i < n_watched; i++)
+	{
+		uint32		events = 0;
+
+		if (watched[i].what & CURL_POLL_IN)
+			events |= WL_SOCKET_READABLE;
+		if (watched[i].what & CURL_POLL_OUT)
+			events |= WL_SOCKET_WRITEABLE;
+		AddWaitEventToSet(cal_wait_set, events, watched[i].fd, NULL, NULL);
+	}
+	watched_changed = false;
+}
+
+/*
+ * Drives the transfers attached to the multi handle until none is running.
+ * Sleeps in the wait set; any interrupt raises here, through
+ * CHECK_FOR_INTERRUPTS, with the caller's PG_FINALLY cleaning up.
+ */
+static CURLMcode
+calcom_client_run(void)
+{
+	int			running = 0;
+	CURLMcode	mc;
+
+	mc = curl_multi_socket_action(cal_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	while (mc == CURLM_OK && running > 0)
+	{
+		WaitEvent	events[CAL_MAX_SOCKETS + 2];
+		long		sleep_ms = CAL_MAX_SLEEP_MS;
+		int			n;
+		int			i;
+
+		if (cal_wait_set == NULL || watched_changed)
+			calcom_client_rebuild_wait_set();
+		if (timer_armed)
+			sleep_ms = Min(sleep_ms, Max(timer_due_ms - monotonic_ms(), 0));
+
+		n = WaitEventSetWait(cal_wait_set, sleep_ms, events, lengthof(events),
+							 PG_WAIT_EXTENSION);
+		for (i = 0; i < n && mc == CURLM_OK; i++)
+		{
+			int			mask = 0;
+
+			if (events[i].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				continue;
+			}
+			if (events[i].events & WL_SOCKET_READABLE)
+				mask |= CURL_CSELECT_IN;
+			if (events[i].events & WL_SOCKET_WRITEABLE)
+				mask |= CURL_CSELECT_OUT;
+			if (mask != 0)
+				mc = curl_multi_socket_action(cal_multi, events[i].fd, mask,
+											  &running);
+		}
+		CHECK_FOR_INTERRUPTS();
+
+		if (mc == CURLM_OK && running > 0 &&
+			(n == 0 || (timer_armed && timer_due_ms <= monotonic_ms())))
+		{
+			timer_armed = false;
+			mc = curl_multi_socket_action(cal_multi, CURL_SOCKET_TIMEOUT, 0,
+										  &running);
+		}
+	}
+	return mc;
+}
+
+/* Appends a header line, failing cleanly on out-of-memory. */
+static void
+calcom_client_add_header(CalTransfer *transfer, const char *line)
+{
+	struct curl_slist *grown = curl_slist_append(transfer->headers, line);
+
+	if (grown == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	transfer->headers = grown;
+}
+
+/* Frees what libcurl copied for us, wiping the secret key first. */
+static void
+calcom_client_free_headers(CalTransfer *transfer)
+{
+	struct curl_slist *item;
+
+	for (item = transfer->headers; item != NULL; item = item->next)
+		explicit_bzero(item->data, strlen(item->data));
+	curl_slist_free_all(transfer->headers);
+	transfer->headers = NULL;
+}
+
+static void
+calcom_client_build_headers(const CalClientConfig *config,
+							CalTransfer *transfer)
+{
+	size_t		line_len = strlen(config->secret_key) + 32;
+	char	   *secret_line = palloc(line_len);
+	struct curl_slist *grown;
+
+	calcom_client_add_header(transfer, "Content-Type: application/json");
+	calcom_client_add_header(transfer, "Accept: application/json");
+	/* No "100-continue" round trip for a body of a few bytes. */
+	calcom_client_add_header(transfer, "Expect:");
+	calcom_client_add_header(transfer,
+							 psprintf("x-cal-client-id: %s", config->client_id));
+	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
+	grown = curl_slist_append(transfer->headers, secret_line);
+	explicit_bzero(secret_line, line_len);
+	pfree(secret_line);
+	if (grown == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	transfer->headers = grown;
+}
+
+static void
+calcom_client_set_options(const CalClientConfig *config, const char *url,
+						  CalTransfer *transfer)
+{
+	CURL	   *easy = cal_easy;
+
+	/* Start from defaults every call; live connections survive a reset. */
+	curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->request_body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
+					 (long) strlen(transfer->request_body));
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "cal_refresh/1.0");
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, calcom_client_write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->curl_error);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) config->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+					 (long) config->connect_timeout_ms);
+	/* The secret goes to the configured host and nowhere else. */
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+#ifdef CAL_HAVE_CURLOPT_PROTOCOLS_STR
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (config->ca_file != NULL && config->ca_file[0] != '\0')
+		curl_easy_setopt(easy, CURLOPT_CAINFO, config->ca_file);
+	/* A proxy from the server's environment must not see loopback calls. */
+	curl_easy_setopt(easy, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+#ifdef CAL_HAVE_CURLOPT_QUICK_EXIT
+	curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
+}
+
+/*
+ * Which phase a timed-out transfer was in, from curl's own timings.  A
+ * reused connection has no DNS, connect or TLS time, so once the request
+ * is sent only the response phases are considered.
+ */
+static const char *
+calcom_client_timeout_phase(bool request_sent, bool https)
+{
+	curl_off_t	namelookup = 0;
+	curl_off_t	connect = 0;
+	curl_off_t	appconnect = 0;
+	curl_off_t	starttransfer = 0;
+
+	curl_easy_getinfo(cal_easy, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
+	curl_easy_getinfo(cal_easy, CURLINFO_CONNECT_TIME_T, &connect);
+	curl_easy_getinfo(cal_easy, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+	curl_easy_getinfo(cal_easy, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+	if (request_sent)
+		return starttransfer == 0 ? "waiting for the response" :
+			"reading the response";
+	if (namelookup == 0)
+		return "resolving the host name";
+	if (connect == 0)
+		return "connecting";
+	if (https && appconnect == 0)
+		return "the TLS handshake";
+	return "sending the request";
+}
+
+/* Turns a finished (or failed) transfer into a CalCallResult. */
+static void
+calcom_client_classify(const CalClientConfig *config, CURLcode code,
+					   CalTransfer *transfer, CalCallResult *result)
+{
+	long		status = 0;
+	long		request_size = 0;
+	curl_off_t	total_us = 0;
+	char		description[CAL_MESSAGE_MAX];
+
+	curl_easy_getinfo(cal_easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(cal_easy, CURLINFO_REQUEST_SIZE, &request_size);
+	curl_easy_getinfo(cal_easy, CURLINFO_TOTAL_TIME_T, &total_us);
+	result->http_status = status;
+	result->request_sent = request_size > 0;
+	result->elapsed_ms = (int) (total_us / 1000);
+
+	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap)
+	{
+		result->outcome = CAL_BAD_RESPONSE;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "HTTP %ld: response body larger than %d kB", status,
+				 CAL_BODY_MAX / 1024);
+	}
+	else if (code == CURLE_OPERATION_TIMEDOUT)
+	{
+		result->outcome = CAL_TIMEOUT;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "timed out after %d ms while %s", result->elapsed_ms,
+				 calcom_client_timeout_phase(result->request_sent,
+											 strncasecmp(config->api_url,
+														 "https:", 6) == 0));
+	}
+	else if (code != CURLE_OK)
+	{
+		result->outcome = CAL_NETWORK_ERROR;
+		snprintf(result->message, CAL_MESSAGE_MAX, "%s",
+				 transfer->curl_error[0] != '\0' ? transfer->curl_error :
+				 curl_easy_strerror(code));
+	}
+	else if (status >= 200 && status < 300)
+	{
+		if (calcom_parse_tokens(transfer->body, transfer->body_len,
+								&result->tokens, description,
+								sizeof(description)))
+			result->outcome = CAL_OK;
+		else
+		{
+			result->outcome = CAL_BAD_RESPONSE;
+			snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
+					 status, description);
+		}
+	}
+	else if (status >= 300 && status < 400)
+	{
+		result->outcome = CAL_BAD_RESPONSE;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "HTTP %ld: redirects are not followed", status);
+	}
+	else
+	{
+		if (status == 429 || status >= 500)
+			result->outcome = CAL_UNAVAILABLE;
+		else if (status >= 400)
+			result->outcome = CAL_REJECTED;
+		else
+			result->outcome = CAL_BAD_RESPONSE;
+		calcom_describe_error(transfer->body, transfer->body_len,
+							  description, sizeof(description));
+		/* A server that echoes the secret back gets its text withheld. */
+		if (strstr(description, config->secret_key) != NULL)
+			snprintf(description, sizeof(description),
+					 "error description withheld: it quoted a credential");
+		snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
+				 status, description);
+	}
+	explicit_bzero(description, sizeof(description));
+}
+
+/* One POST to url with the given body; the result says how it went. */
+static void
+calcom_client_post(const CalClientConfig *config, const char *url,
+				   char *request_body, CalCallResult *result)
+{
+	CalTransfer *transfer = palloc0(sizeof(CalTransfer));
+	CURLcode	code = CURLE_FAILED_INIT;
+
+	memset(result, 0, sizeof(*result));
+	calcom_client_ensure_handles();
+	transfer->request_body = request_body;
+
+	PG_TRY();
+	{
+		CURLMsg    *msg;
+		CURLMcode	mc;
+		int			pending;
+
+		calcom_client_build_headers(config, transfer);
+		calcom_client_set_options(config, url, transfer);
+		mc = curl_multi_add_handle(cal_multi, cal_easy);
+		if (mc == CURLM_OK)
+			mc = calcom_client_run();
+		if (mc != CURLM_OK)
+			snprintf(transfer->curl_error, CURL_ERROR_SIZE, "libcurl: %s",
+					 curl_multi_strerror(mc));
+		while ((msg = curl_multi_info_read(cal_multi, &pending)) != NULL)
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == cal_easy)
+				code = msg->data.result;
+		calcom_client_classify(config, code, transfer, result);
+	}
+	PG_FINALLY();
+	{
+		/* Mid-transfer, this closes the connection: it cannot be reused. */
+		curl_multi_remove_handle(cal_multi, cal_easy);
+		calcom_client_release_wait_set();
+		n_watched = 0;
+		timer_armed = false;
+		calcom_client_free_headers(transfer);
+		explicit_bzero(request_body, strlen(request_body));
+		explicit_bzero(transfer->body, sizeof(transfer->body));
+		pfree(transfer);
+	}
+	PG_END_TRY();
+}
+
+static char *
+calcom_client_base_url(const CalClientConfig *config)
+{
+	char	   *base = pstrdup(config->api_url);
+	size_t		len = strlen(base);
+
+	while (len > 0 && base[len - 1] == '/')
+		base[--len] = '\0';
+	return base;
+}
+
+void
+calcom_client_refresh(const CalClientConfig *config,
+					  const char *refresh_token, CalCallResult *result)
+{
+	StringInfoData body;
+	const char *p;
+	char	   *url;
+
+	/* The token is printable ASCII (checked by the caller): escape " and \ */
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"refreshToken\":\"");
+	for (p = refresh_token; *p != '\0'; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfoChar(&body, '\\');
+		appendStringInfoChar(&body, *p);
+	}
+	appendStringInfoString(&body, "\"}");
+
+	url = psprintf("%s/v2/oauth/%s/refresh", calcom_client_base_url(config),
+				   config->client_id);
+	calcom_client_post(config, url, body.data, result);
+}
+
+void
+calcom_client_force_refresh(const CalClientConfig *config,
+							long managed_user_id, CalCallResult *result)
+{
+	char	   *url;
+
+	url = psprintf("%s/v2/oauth-clients/%s/users/%ld/force-refresh",
+				   calcom_client_base_url(config), config->client_id,
+				   managed_user_id);
+	calcom_client_post(config, url, pstrdup(""), result);
+}
+
+const char *
+calcom_endpoint_name(CalEndpoint endpoint)
+{
+	return endpoint == CAL_ENDPOINT_REFRESH ? "refresh" : "force-refresh";
+}
