@@ -268,25 +268,13 @@ cal_token_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 	return token;
 }
 
+/*
+ * An expiry argument, as timestamptz or as Cal.com's milliseconds since
+ * the epoch: NULL is 22004, an infinite or absurd value 22023.
+ */
 static TimestampTz
-cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	TimestampTz value;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-	value = PG_GETARG_TIMESTAMPTZ(argno);
-	if (TIMESTAMP_NOT_FINITE(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a finite timestamp", name)));
-	return value;
-}
-
-static TimestampTz
-cal_expiry_ms_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+			   bool milliseconds)
 {
 	int64		ms;
 
@@ -294,6 +282,16 @@ cal_expiry_ms_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+	if (!milliseconds)
+	{
+		TimestampTz value = PG_GETARG_TIMESTAMPTZ(argno);
+
+		if (TIMESTAMP_NOT_FINITE(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must be a finite timestamp", name)));
+		return value;
+	}
 	ms = PG_GETARG_INT64(argno);
 	if (ms <= 0 || ms >= CAL_EXPIRY_MAX_MS)
 		ereport(ERROR,
@@ -395,21 +393,12 @@ cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
 	CalResult	result = {0};
 	RefreshConfig config;
 
-	if (milliseconds)
-	{
-		access_expires_at = cal_expiry_ms_arg(fcinfo, 3,
-											  "access_token_expires_at");
-		if (has_refresh_expiry)
-			refresh_expires_at = cal_expiry_ms_arg(fcinfo, 4,
-												   "refresh_token_expires_at");
-	}
-	else
-	{
-		access_expires_at = cal_expiry_arg(fcinfo, 3, "access_token_expires_at");
-		if (has_refresh_expiry)
-			refresh_expires_at = cal_expiry_arg(fcinfo, 4,
-												"refresh_token_expires_at");
-	}
+	access_expires_at = cal_expiry_arg(fcinfo, 3, "access_token_expires_at",
+									   milliseconds);
+	if (has_refresh_expiry)
+		refresh_expires_at = cal_expiry_arg(fcinfo, 4,
+											"refresh_token_expires_at",
+											milliseconds);
 	PreventCommandIfReadOnly(milliseconds ? "cal_update_tokens_ms()" :
 							 "cal_update_tokens()");
 

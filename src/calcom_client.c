@@ -259,17 +259,16 @@ calcom_client_run(void)
 	return mc;
 }
 
-/* Appends a header line, failing cleanly on out-of-memory. */
-static void
-calcom_client_add_header(CalTransfer *transfer, const char *line)
+/* Appends a header line; false when libcurl is out of memory. */
+static bool
+calcom_client_append_header(CalTransfer *transfer, const char *line)
 {
 	struct curl_slist *grown = curl_slist_append(transfer->headers, line);
 
 	if (grown == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
+		return false;
 	transfer->headers = grown;
+	return true;
 }
 
 /* Frees what libcurl copied for us, wiping the secret key first. */
@@ -290,23 +289,23 @@ calcom_client_build_headers(const CalClientConfig *config,
 {
 	size_t		line_len = strlen(config->secret_key) + 32;
 	char	   *secret_line = palloc(line_len);
-	struct curl_slist *grown;
+	bool		ok;
 
-	calcom_client_add_header(transfer, "Content-Type: application/json");
-	calcom_client_add_header(transfer, "Accept: application/json");
-	/* No "100-continue" round trip for a body of a few bytes. */
-	calcom_client_add_header(transfer, "Expect:");
-	calcom_client_add_header(transfer,
-							 psprintf("x-cal-client-id: %s", config->client_id));
 	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
-	grown = curl_slist_append(transfer->headers, secret_line);
+	ok = calcom_client_append_header(transfer, "Content-Type: application/json") &&
+		calcom_client_append_header(transfer, "Accept: application/json") &&
+	/* No "100-continue" round trip for a body of a few bytes. */
+		calcom_client_append_header(transfer, "Expect:") &&
+		calcom_client_append_header(transfer,
+									psprintf("x-cal-client-id: %s",
+											 config->client_id)) &&
+		calcom_client_append_header(transfer, secret_line);
 	explicit_bzero(secret_line, line_len);
 	pfree(secret_line);
-	if (grown == NULL)
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	transfer->headers = grown;
 }
 
 static void

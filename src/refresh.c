@@ -38,6 +38,19 @@ refresh_set_failure(CalResult *result, const char *error_code,
 					error)));
 }
 
+/* The result of a token_store call that did not succeed. */
+static void
+refresh_set_store_failure(CalResult *result, TokenStoreStatus status,
+						  char *problem)
+{
+	if (status == TOKEN_STORE_TABLE_INVALID)
+		refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
+	else
+		refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
+							psprintf("no row for user \"%s\"",
+									 result->user_ulid));
+}
+
 static const char *
 refresh_error_code(CalOutcome outcome)
 {
@@ -108,13 +121,34 @@ refresh_call(const RefreshConfig *config, CalEndpoint endpoint,
 							 call->outcome == CAL_OK ? "" : call->message)));
 }
 
-/* Writes Cal.com's new pair to the row and fills a successful result. */
+/* Writes a new pair to the row and fills the result either way. */
+static void
+refresh_write(const char *table_name, const TokenUpdate *update,
+			  const char *method, CalResult *result)
+{
+	char	   *problem = NULL;
+	TokenStoreStatus status = token_store_write(table_name, update, &problem);
+
+	if (status != TOKEN_STORE_OK)
+	{
+		refresh_set_store_failure(result, status, problem);
+		return;
+	}
+	result->success = true;
+	result->method = method;
+	result->access_token = pstrdup(update->access_token);
+	result->has_access_expiry = true;
+	result->access_expires_at = update->access_expires_at;
+	result->has_refresh_expiry = update->has_refresh_expiry;
+	result->refresh_expires_at = update->refresh_expires_at;
+}
+
+/* Stores the pair Cal.com just issued. */
 static void
 refresh_store(const RefreshConfig *config, const char *user_ulid,
 			  const CalTokens *tokens, const char *method, CalResult *result)
 {
 	TokenUpdate update;
-	char	   *problem = NULL;
 
 	update.user_ulid = user_ulid;
 	update.access_token = tokens->access_token;
@@ -125,28 +159,7 @@ refresh_store(const RefreshConfig *config, const char *user_ulid,
 	update.has_refresh_expiry = tokens->has_refresh_expiry;
 	update.refresh_expires_at = tokens->has_refresh_expiry ?
 		refresh_ms_to_timestamptz(tokens->refresh_expires_ms) : 0;
-
-	switch (token_store_write(config->table_name, &update, &problem))
-	{
-		case TOKEN_STORE_OK:
-			result->success = true;
-			result->method = method;
-			result->access_token = pstrdup(tokens->access_token);
-			result->has_access_expiry = true;
-			result->access_expires_at = update.access_expires_at;
-			result->has_refresh_expiry = update.has_refresh_expiry;
-			result->refresh_expires_at = update.refresh_expires_at;
-			break;
-		case TOKEN_STORE_TABLE_INVALID:
-			refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
-			break;
-		case TOKEN_STORE_NOT_FOUND:
-			refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
-								psprintf("the row of user \"%s\" disappeared "
-										 "before the new tokens were stored",
-										 user_ulid));
-			break;
-	}
+	refresh_write(config->table_name, &update, method, result);
 }
 
 void
@@ -154,6 +167,7 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 					CalResult *result)
 {
 	TokenRow	row;
+	TokenStoreStatus status;
 	CalCallResult *call = palloc0(sizeof(CalCallResult));
 	char	   *problem = NULL;
 	const char *why_force;
@@ -163,17 +177,11 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 	result->user_ulid = user_ulid;
 
 	/* 1. Lock the row before reading the refresh token. */
-	switch (token_store_lock_row(config->table_name, user_ulid, &row, &problem))
+	status = token_store_lock_row(config->table_name, user_ulid, &row, &problem);
+	if (status != TOKEN_STORE_OK)
 	{
-		case TOKEN_STORE_OK:
-			break;
-		case TOKEN_STORE_TABLE_INVALID:
-			refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
-			return;
-		case TOKEN_STORE_NOT_FOUND:
-			refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
-								psprintf("no row for user \"%s\"", user_ulid));
-			return;
+		refresh_set_store_failure(result, status, problem);
+		return;
 	}
 	has_usable_token = calcom_token_is_plausible(row.refresh_token);
 	has_usable_user_id = row.has_managed_user_id &&
@@ -237,7 +245,6 @@ refresh_store_given_tokens(const char *table_name, const char *user_ulid,
 						   TimestampTz refresh_expires_at, CalResult *result)
 {
 	TokenUpdate update;
-	char	   *problem = NULL;
 
 	result->user_ulid = user_ulid;
 	update.user_ulid = user_ulid;
@@ -246,24 +253,5 @@ refresh_store_given_tokens(const char *table_name, const char *user_ulid,
 	update.access_expires_at = access_expires_at;
 	update.has_refresh_expiry = has_refresh_expiry;
 	update.refresh_expires_at = refresh_expires_at;
-
-	switch (token_store_write(table_name, &update, &problem))
-	{
-		case TOKEN_STORE_OK:
-			result->success = true;
-			result->method = "update";
-			result->access_token = access_token;
-			result->has_access_expiry = true;
-			result->access_expires_at = access_expires_at;
-			result->has_refresh_expiry = has_refresh_expiry;
-			result->refresh_expires_at = refresh_expires_at;
-			break;
-		case TOKEN_STORE_TABLE_INVALID:
-			refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
-			break;
-		case TOKEN_STORE_NOT_FOUND:
-			refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
-								psprintf("no row for user \"%s\"", user_ulid));
-			break;
-	}
+	refresh_write(table_name, &update, "update", result);
 }
