@@ -18,7 +18,7 @@ DATA = sql/cal_refresh--1.0.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
-	permissions refresh fallback errors
+	permissions refresh fallback retries errors
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc
@@ -31,6 +31,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 endif
+
+# PGXS tracks no header dependencies: rebuild everything when one changes.
+$(OBJS): $(wildcard src/*.h)
 
 .PHONY: demo test bench print-regress
 

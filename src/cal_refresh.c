@@ -46,6 +46,7 @@ static char *cal_table_name = NULL;
 static char *cal_ca_file = NULL;
 static int	cal_timeout_ms = 10000;
 static int	cal_connect_timeout_ms = 3000;
+static int	cal_max_retries = 2;
 
 /*
  * Only a library loaded at server start protects api_url and table_name
@@ -162,6 +163,16 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.max_retries",
+							"Retries of one Cal.com endpoint after 429, 5xx or a "
+							"failed connection.",
+							"A refresh is re-sent only when Cal.com cannot have "
+							"spent its token.",
+							&cal_max_retries,
+							2, 0, 10,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
 	calcom_client_init();
@@ -214,6 +225,7 @@ cal_settings_to_config(RefreshConfig *config, bool need_http,
 	config->client.ca_file = cal_ca_file;
 	config->client.timeout_ms = cal_timeout_ms;
 	config->client.connect_timeout_ms = cal_connect_timeout_ms;
+	config->client.max_retries = cal_max_retries;
 	return true;
 }
 

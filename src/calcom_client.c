@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <time.h>
 
 #include "lib/stringinfo.h"
@@ -47,12 +48,22 @@ typedef struct CalWatchedSocket
 typedef struct CalTransfer
 {
 	struct curl_slist *headers;
-	char	   *request_body;
+	const char *request_body;
+	size_t		request_len;
+	size_t		request_offset; /* how much the read callback handed out */
+	int			retry_after_ms; /* from a Retry-After header, or -1 */
 	size_t		body_len;
 	bool		body_over_cap;
 	char		curl_error[CURL_ERROR_SIZE];
 	char		body[CAL_BODY_MAX + 1];
 } CalTransfer;
+
+/* First retry waits about this long; each further one twice as long. */
+#define CAL_RETRY_BASE_MS 250
+
+/* A Retry-After beyond this is treated as this (it is capped by the
+ * attempt's deadline anyway). */
+#define CAL_RETRY_AFTER_MAX_MS (3600 * 1000)
 
 static CURLM *cal_multi = NULL;
 static CURL *cal_easy = NULL;
@@ -128,6 +139,60 @@ calcom_client_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	}
 	memcpy(transfer->body + transfer->body_len, data, n);
 	transfer->body_len += n;
+	return n;
+}
+
+/*
+ * Hands curl the request body.  Deliberately no seek callback: when a
+ * kept-alive connection dies after the body went out, libcurl would
+ * silently re-send the request on a new connection, spending a refresh
+ * token twice.  Without a way to rewind, it fails the transfer instead
+ * (CURLE_SEND_FAIL_REWIND), and the fallback rules decide.
+ */
+static size_t
+calcom_client_read_cb(char *buffer, size_t size, size_t nitems, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = Min(size * nitems,
+						transfer->request_len - transfer->request_offset);
+
+	memcpy(buffer, transfer->request_body + transfer->request_offset, n);
+	transfer->request_offset += n;
+	return n;
+}
+
+/* Picks Retry-After (seconds or an HTTP date) out of the response headers. */
+static size_t
+calcom_client_header_cb(char *data, size_t size, size_t nitems, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = size * nitems;
+	static const char name[] = "retry-after:";
+	char		value[64];
+	size_t		len;
+	char	   *end;
+	long		seconds;
+
+	if (n <= sizeof(name) - 1 || pg_strncasecmp(data, name, sizeof(name) - 1) != 0)
+		return n;
+	len = Min(n - (sizeof(name) - 1), sizeof(value) - 1);
+	memcpy(value, data + sizeof(name) - 1, len);
+	while (len > 0 && isspace((unsigned char) value[len - 1]))
+		len--;
+	value[len] = '\0';
+	seconds = strtol(value, &end, 10);
+	if (end != value && seconds >= 0 && *end == '\0')
+		transfer->retry_after_ms = (int) Min((int64) seconds * 1000,
+											 CAL_RETRY_AFTER_MAX_MS);
+	else
+	{
+		time_t		when = curl_getdate(value, NULL);
+
+		if (when > 0)
+			transfer->retry_after_ms = (int)
+				Min(Max((int64) (when - time(NULL)) * 1000, 0),
+					CAL_RETRY_AFTER_MAX_MS);
+	}
 	return n;
 }
 
@@ -310,7 +375,7 @@ calcom_client_build_headers(const CalClientConfig *config,
 
 static void
 calcom_client_set_options(const CalClientConfig *config, const char *url,
-						  CalTransfer *transfer)
+						  int budget_ms, CalTransfer *transfer)
 {
 	CURL	   *easy = cal_easy;
 
@@ -318,9 +383,11 @@ calcom_client_set_options(const CalClientConfig *config, const char *url,
 	curl_easy_reset(easy);
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->request_body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
-					 (long) strlen(transfer->request_body));
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) transfer->request_len);
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, calcom_client_read_cb);
+	curl_easy_setopt(easy, CURLOPT_READDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, calcom_client_header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "cal_refresh/1.0");
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, calcom_client_write_cb);
@@ -328,9 +395,9 @@ calcom_client_set_options(const CalClientConfig *config, const char *url,
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->curl_error);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) config->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) budget_ms);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-					 (long) config->connect_timeout_ms);
+					 (long) Min(config->connect_timeout_ms, budget_ms));
 	/* The secret goes to the configured host and nowhere else. */
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 #ifdef CAL_HAVE_CURLOPT_PROTOCOLS_STR
@@ -358,14 +425,14 @@ calcom_client_timeout_phase(bool request_sent, bool https)
 	curl_off_t	namelookup = 0;
 	curl_off_t	connect = 0;
 	curl_off_t	appconnect = 0;
-	curl_off_t	starttransfer = 0;
+	long		header_bytes = 0;
 
 	curl_easy_getinfo(cal_easy, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
 	curl_easy_getinfo(cal_easy, CURLINFO_CONNECT_TIME_T, &connect);
 	curl_easy_getinfo(cal_easy, CURLINFO_APPCONNECT_TIME_T, &appconnect);
-	curl_easy_getinfo(cal_easy, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+	curl_easy_getinfo(cal_easy, CURLINFO_HEADER_SIZE, &header_bytes);
 	if (request_sent)
-		return starttransfer == 0 ? "waiting for the response" :
+		return header_bytes == 0 ? "waiting for the response" :
 			"reading the response";
 	if (namelookup == 0)
 		return "resolving the host name";
@@ -408,6 +475,13 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 				 calcom_client_timeout_phase(result->request_sent,
 											 strncasecmp(config->api_url,
 														 "https:", 6) == 0));
+	}
+	else if (code == CURLE_SEND_FAIL_REWIND)
+	{
+		result->outcome = CAL_NETWORK_ERROR;
+		result->request_sent = true;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "connection lost after the request was sent; not re-sent");
 	}
 	else if (code != CURLE_OK)
 	{
@@ -455,10 +529,11 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 	explicit_bzero(description, sizeof(description));
 }
 
-/* One POST to url with the given body; the result says how it went. */
+/* One attempt: a POST of body to url, within budget_ms. */
 static void
-calcom_client_post(const CalClientConfig *config, const char *url,
-				   char *request_body, CalCallResult *result)
+calcom_client_attempt(const CalClientConfig *config, const char *url,
+					  const char *request_body, int budget_ms,
+					  CalCallResult *result)
 {
 	CalTransfer *transfer = palloc0(sizeof(CalTransfer));
 	CURLcode	code = CURLE_FAILED_INIT;
@@ -466,6 +541,8 @@ calcom_client_post(const CalClientConfig *config, const char *url,
 	memset(result, 0, sizeof(*result));
 	calcom_client_ensure_handles();
 	transfer->request_body = request_body;
+	transfer->request_len = strlen(request_body);
+	transfer->retry_after_ms = -1;
 
 	PG_TRY();
 	{
@@ -474,7 +551,7 @@ calcom_client_post(const CalClientConfig *config, const char *url,
 		int			pending;
 
 		calcom_client_build_headers(config, transfer);
-		calcom_client_set_options(config, url, transfer);
+		calcom_client_set_options(config, url, budget_ms, transfer);
 		mc = curl_multi_add_handle(cal_multi, cal_easy);
 		if (mc == CURLM_OK)
 			mc = calcom_client_run();
@@ -485,6 +562,7 @@ calcom_client_post(const CalClientConfig *config, const char *url,
 			if (msg->msg == CURLMSG_DONE && msg->easy_handle == cal_easy)
 				code = msg->data.result;
 		calcom_client_classify(config, code, transfer, result);
+		result->retry_after_ms = transfer->retry_after_ms;
 	}
 	PG_FINALLY();
 	{
@@ -494,11 +572,104 @@ calcom_client_post(const CalClientConfig *config, const char *url,
 		n_watched = 0;
 		timer_armed = false;
 		calcom_client_free_headers(transfer);
-		explicit_bzero(request_body, strlen(request_body));
 		explicit_bzero(transfer->body, sizeof(transfer->body));
 		pfree(transfer);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * May this failed attempt be repeated?  A refresh only when Cal.com cannot
+ * have seen it (nothing sent) or asked us to slow down (429): anything
+ * else may have spent the token, and that is the fallback's business.
+ * Force refresh yields the same outcome however often it is sent.
+ */
+static bool
+calcom_client_should_retry(CalEndpoint endpoint, const CalCallResult *result)
+{
+	switch (result->outcome)
+	{
+		case CAL_UNAVAILABLE:
+			return result->http_status == 429 ||
+				endpoint == CAL_ENDPOINT_FORCE_REFRESH;
+		case CAL_NETWORK_ERROR:
+		case CAL_TIMEOUT:
+			return !result->request_sent ||
+				endpoint == CAL_ENDPOINT_FORCE_REFRESH;
+		case CAL_OK:
+		case CAL_REJECTED:
+		case CAL_BAD_RESPONSE:
+			break;
+	}
+	return false;
+}
+
+/* Jittered exponential backoff: base * 2^attempt, times 0.5 to 1.5. */
+static int
+calcom_client_backoff_ms(int attempt)
+{
+	double		base = (double) CAL_RETRY_BASE_MS * (1 << Min(attempt, 10));
+
+	return (int) (base * (0.5 + cal_random_fraction()));
+}
+
+/* Sleeps ms milliseconds, waking at once for a cancel or a timeout. */
+static void
+calcom_client_sleep(int ms)
+{
+	int64		until = monotonic_ms() + ms;
+	int64		left;
+
+	while ((left = until - monotonic_ms()) > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * One endpoint's call: attempts and retries, all within config->timeout_ms
+ * (no retry starts that could not finish in time).  Wipes request_body.
+ */
+static void
+calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
+				   const char *url, char *request_body, CalCallResult *result)
+{
+	int64		start = monotonic_ms();
+	int64		deadline = start + config->timeout_ms;
+	int			attempt;
+
+	for (attempt = 0;; attempt++)
+	{
+		int			delay_ms;
+
+		calcom_client_attempt(config, url, request_body,
+							  (int) Max(deadline - monotonic_ms(), 1), result);
+		if (result->outcome == CAL_OK || attempt >= config->max_retries ||
+			!calcom_client_should_retry(endpoint, result))
+			break;
+		delay_ms = result->retry_after_ms >= 0 ? result->retry_after_ms :
+			calcom_client_backoff_ms(attempt);
+		if (monotonic_ms() + delay_ms >= deadline)
+		{
+			size_t		used = strlen(result->message);
+
+			snprintf(result->message + used, CAL_MESSAGE_MAX - used,
+					 " (no retry: waiting %d ms would pass cal_refresh.timeout)",
+					 delay_ms);
+			break;
+		}
+		ereport(DEBUG1,
+				(errmsg_internal("cal_refresh: %s attempt %d failed (%s); retrying in %d ms",
+								 calcom_endpoint_name(endpoint), attempt + 1,
+								 result->message, delay_ms)));
+		calcom_client_sleep(delay_ms);
+	}
+	result->attempts = attempt + 1;
+	result->elapsed_ms = (int) (monotonic_ms() - start);
+	explicit_bzero(request_body, strlen(request_body));
 }
 
 static char *
@@ -533,7 +704,7 @@ calcom_client_refresh(const CalClientConfig *config,
 
 	url = psprintf("%s/v2/oauth/%s/refresh", calcom_client_base_url(config),
 				   config->client_id);
-	calcom_client_post(config, url, body.data, result);
+	calcom_client_post(config, CAL_ENDPOINT_REFRESH, url, body.data, result);
 }
 
 void
@@ -545,7 +716,8 @@ calcom_client_force_refresh(const CalClientConfig *config,
 	url = psprintf("%s/v2/oauth-clients/%s/users/%ld/force-refresh",
 				   calcom_client_base_url(config), config->client_id,
 				   managed_user_id);
-	calcom_client_post(config, url, pstrdup(""), result);
+	calcom_client_post(config, CAL_ENDPOINT_FORCE_REFRESH, url, pstrdup(""),
+					   result);
 }
 
 const char *

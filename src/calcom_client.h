@@ -21,8 +21,9 @@ typedef struct CalClientConfig
 	const char *client_id;
 	const char *secret_key;
 	const char *ca_file;		/* extra CA bundle, or "" */
-	int			timeout_ms;		/* one attempt: connect to last byte */
+	int			timeout_ms;		/* one endpoint, retries included */
 	int			connect_timeout_ms;
+	int			max_retries;	/* after 429, 5xx, resets (see .c) */
 } CalClientConfig;
 
 typedef enum CalEndpoint
@@ -46,7 +47,9 @@ typedef struct CalCallResult
 	CalOutcome	outcome;
 	long		http_status;	/* 0 when no response arrived */
 	bool		request_sent;	/* Cal.com may have acted on it */
-	int			elapsed_ms;
+	int			attempts;
+	int			elapsed_ms;		/* all attempts and waits */
+	int			retry_after_ms; /* Cal.com's Retry-After, or -1 */
 	char		message[CAL_MESSAGE_MAX];	/* never holds a token */
 	CalTokens	tokens;			/* filled when outcome == CAL_OK */
 } CalCallResult;

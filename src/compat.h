@@ -23,6 +23,14 @@
 	CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* A random number in [0, 1), for retry jitter. */
+#if PG_VERSION_NUM >= 150000
+#include "common/pg_prng.h"
+#define cal_random_fraction() pg_prng_double(&pg_global_prng_state)
+#else
+#define cal_random_fraction() ((double) random() / ((double) MAX_RANDOM_VALUE + 1))
+#endif
+
 /* PostgreSQL 15 renamed EmitWarningsOnPlaceholders and made it stricter. */
 #if PG_VERSION_NUM < 150000
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
