@@ -25,6 +25,12 @@ SELECT "calAccessToken" = :'new_at' AS returned_is_stored,
 		   AS expiry_is_stored
 FROM public."CalendarIntegration" WHERE "userUlid" = '01ALICE';
 
+-- One connection per backend, kept alive: later calls open no new one.
+\! $CAL_STANDIN_CTL reset
+SELECT count(*) FILTER (WHERE (cal_refresh_user_tokens('01ALICE')).success) AS ok
+FROM generate_series(1, 3);
+\! $CAL_STANDIN_CTL connections
+
 -- Each call spends the token it read and stores the next: ten in a row.
 SELECT count(*) FILTER (WHERE (cal_refresh_user_tokens('01ALICE')).success) AS ok
 FROM generate_series(1, 10);

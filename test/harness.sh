@@ -64,7 +64,7 @@ run_shell_tests() {
 	shell_passed=0
 	shell_failed=0
 	local t out rc n_ok n_not
-	for t in "$CAL_TOP"/test/t/*.sh; do
+	for t in "$CAL_TOP"/test/t/${CAL_SHELL_TESTS:-*}.sh; do
 		[ -e "$t" ] || continue
 		echo "# $(basename "$t")"
 		set +e
@@ -86,7 +86,14 @@ run_shell_tests() {
 case "$mode" in
 test)
 	setup
-	run_regress
+	# CAL_SHELL_TESTS=PATTERN runs only the matching test/t scripts, and
+	# then no pg_regress test (for working on one script).
+	if [ -n "${CAL_SHELL_TESTS:-}" ]; then
+		regress_passed=0
+		regress_failed=0
+	else
+		run_regress
+	fi
 	run_shell_tests
 	passed=$((regress_passed + shell_passed))
 	failed=$((regress_failed + shell_failed))

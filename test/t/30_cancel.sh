@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Cancel, statement_timeout and pg_terminate_backend during a hung Cal.com
+# call: 57014 (or the end of the session) within 50 ms of the signal, and a
+# backend that works afterwards, Cal.com handle included.
+set -euo pipefail
+. "$CAL_TOP/test/lib.sh"
+
+db=t_cancel
+cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+cpsql main "$db" >/dev/null <<'SQL'
+CREATE EXTENSION cal_refresh;
+CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
+	"calAccessToken" text, "calRefreshToken" text,
+	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
+INSERT INTO public."CalendarIntegration" VALUES ('01CANCEL', 'a', 'rt-seed-701', now(), 701);
+SQL
+$CAL_STANDIN_CTL reset
+$CAL_STANDIN_CTL seed 701 rt-seed-701
+
+# Waits until the session named $1 sleeps in our wait (wait_event
+# "Extension"), polling; fails after 10 s.
+wait_for_extension_wait() {
+	local i
+	for i in $(seq 1 1000); do
+		[ "$(cpsql main "$db" -At -c "SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = '$1' AND wait_event_type = 'Extension'")" = 1 ] &&
+			return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# Sends signal function $1 (pg_cancel_backend, pg_terminate_backend) to the
+# session named $2 and prints the milliseconds until that session stopped
+# running the call, measured on the server.
+signal_and_time() {
+	cpsql main "$db" -At <<SQL
+DO \$\$
+DECLARE
+	victim int := (SELECT pid FROM pg_stat_activity WHERE application_name = '$2');
+	t0 timestamptz;
+BEGIN
+	PERFORM $1(victim);
+	t0 := clock_timestamp();
+	LOOP
+		PERFORM pg_stat_clear_snapshot();
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+							  WHERE pid = victim AND state = 'active'
+							  AND query LIKE '%cal_refresh_user_tokens%');
+		EXIT WHEN clock_timestamp() - t0 > interval '5 s';
+		PERFORM pg_sleep(0.001);
+	END LOOP;
+	RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000);
+END
+\$\$;
+SQL
+}
+
+# --- pg_cancel_backend ----------------------------------------------------
+$CAL_STANDIN_CTL fault refresh hang
+out_file=$CAL_WORK/cancel.out
+cpsql main "$db" -At -v ON_ERROR_STOP=0 >"$out_file" 2>&1 <<'SQL' &
+SET application_name = 'cal_cancel_victim';
+SET cal_refresh.timeout = '60s';
+SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
+\echo sqlstate=:LAST_ERROR_SQLSTATE
+SELECT 'alive';
+SELECT method FROM cal_refresh_user_tokens('01CANCEL');
+SQL
+victim=$!
+if wait_for_extension_wait cal_cancel_victim; then
+	ok "the call waits in a WaitEventSet (wait_event_type Extension)"
+else
+	not_ok "the call waits in a WaitEventSet (wait_event_type Extension)"
+fi
+
+# While it waits, pg_stat_activity shows no token of this user.
+$CAL_STANDIN_CTL issued-tokens >"$CAL_WORK/tokens-now"
+echo rt-seed-701 >>"$CAL_WORK/tokens-now"
+activity=$(cpsql main "$db" -At -c "SELECT query FROM pg_stat_activity")
+is "$(grep -c -F -f "$CAL_WORK/tokens-now" <<<"$activity" || true)" 0 \
+	"pg_stat_activity holds no token during the call"
+
+ms=$(signal_and_time pg_cancel_backend cal_cancel_victim 2>&1 | sed -n 's/.*ms=//p')
+wait "$victim" || true
+out=$(cat "$out_file")
+like "$out" "sqlstate=57014" "pg_cancel_backend raises 57014"
+like "$ms" '^[0-9]+$' "cancel time measured ($ms ms)"
+[ "${ms:-9999}" -le 50 ] && ok "cancelled within 50 ms ($ms ms)" ||
+	not_ok "cancelled within 50 ms ($ms ms)"
+like "$out" $'alive\nrefresh' "the backend answers and refreshes again after the cancel"
+
+# --- statement_timeout ------------------------------------------------------
+$CAL_STANDIN_CTL fault refresh hang
+out=$(cpsql main "$db" -At -v ON_ERROR_STOP=0 2>&1 <<'SQL'
+SET cal_refresh.timeout = '60s';
+SET statement_timeout = '300ms';
+\timing on
+SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
+\timing off
+\echo sqlstate=:LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT method FROM cal_refresh_user_tokens('01CANCEL');
+SQL
+)
+like "$out" "sqlstate=57014" "statement_timeout raises 57014"
+ms=$(sed -n 's/^Time: \([0-9]*\)\..*/\1/p' <<<"$out" | head -1)
+like "$ms" '^[0-9]+$' "statement time measured ($ms ms)"
+[ "${ms:-9999}" -ge 300 ] && [ "${ms:-9999}" -le 350 ] &&
+	ok "statement_timeout of 300 ms ends the call within 50 ms ($ms ms)" ||
+	not_ok "statement_timeout of 300 ms ends the call within 50 ms ($ms ms)"
+like "$out" "refresh" "the session refreshes again after the timeout"
+
+# --- pg_terminate_backend ---------------------------------------------------
+$CAL_STANDIN_CTL fault refresh hang
+cpsql main "$db" -At -v ON_ERROR_STOP=0 >"$out_file" 2>&1 <<'SQL' &
+SET application_name = 'cal_terminate_victim';
+SET cal_refresh.timeout = '60s';
+SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
+SQL
+victim=$!
+wait_for_extension_wait cal_terminate_victim || true
+ms=$(signal_and_time pg_terminate_backend cal_terminate_victim 2>&1 | sed -n 's/.*ms=//p')
+wait "$victim" || true
+like "$(cat "$out_file")" "terminating connection due to administrator command" \
+	"pg_terminate_backend ends the session"
+[ "${ms:-9999}" -le 50 ] && ok "terminated within 50 ms ($ms ms)" ||
+	not_ok "terminated within 50 ms ($ms ms)"
+is "$(grep -c 'terminated by signal' "$CAL_WORK/main/server.log" || true)" 0 \
+	"no backend crashed"
+is "$(cpsql main "$db" -At -c "SELECT method FROM cal_refresh_user_tokens('01CANCEL')")" \
+	"refresh" "a new session refreshes"
+t_done

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The fault matrix: every failure the stand-in can stage, on each endpoint.
+# Each case asserts the error_code, whether force refresh was tried (the
+# fallback rules of README), that the row is unchanged, and that the
+# backend still answers.
+set -euo pipefail
+. "$CAL_TOP/test/lib.sh"
+
+db=t_faults
+cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+cpsql main "$db" >/dev/null <<'SQL'
+CREATE EXTENSION cal_refresh;
+CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
+	"calAccessToken" text, "calRefreshToken" text,
+	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
+SQL
+
+# run_case ENDPOINT NAME "FAULT ARGS" "SETTINGS" EXPECTED FORCE_TRIED ERROR_REGEX
+#   ENDPOINT refresh: the row holds a valid refresh token, and force refresh
+#     answers 401 for good, so a fallback shows as calcom_rejected with a
+#     force call; ENDPOINT force: no refresh token is stored, so the call
+#     goes straight to force refresh, which gets the fault.
+#   EXPECTED: an error_code, or "ok" (the call succeeds, the row changes).
+run_case() {
+	local endpoint=$1 name=$2 fault=$3 settings=$4 expected=$5 force_tried=$6 regex=$7
+	local rt=rt-seed-801 before after out code error calls
+	$CAL_STANDIN_CTL reset
+	$CAL_STANDIN_CTL seed 801 "$rt"
+	[ "$endpoint" = force ] && rt=""
+	cpsql main "$db" -c "DELETE FROM public.\"CalendarIntegration\"" \
+		-c "INSERT INTO public.\"CalendarIntegration\" VALUES
+			('01F', 'at-old', NULLIF('$rt', ''), now(), 801)" >/dev/null
+	[ "$endpoint" = refresh ] && $CAL_STANDIN_CTL fault force_refresh status --status 401 --count -1
+	# shellcheck disable=SC2086
+	[ -n "$fault" ] && $CAL_STANDIN_CTL fault $fault
+	before=$(cpsql main "$db" -At -c "SELECT t::text FROM public.\"CalendarIntegration\" t")
+	out=$(cpsql main "$db" -At -F '|' -c "$settings" \
+		-c "SELECT coalesce(error_code, 'ok'), error FROM cal_refresh_user_tokens('01F')" \
+		-c "SELECT 'alive'" 2>&1 | grep -v -e '^SET$' -e '^RESET$')
+	after=$(cpsql main "$db" -At -c "SELECT t::text FROM public.\"CalendarIntegration\" t")
+	code=${out%%|*}
+	error=$(head -1 <<<"${out#*|}")
+	calls=$($CAL_STANDIN_CTL calls force_refresh)
+
+	local label="$endpoint: $name"
+	is "$code" "$expected" "$label: error_code"
+	if [ "$force_tried" = yes ]; then
+		[ "$calls" != force_refresh=0 ] && ok "$label: force refresh tried" ||
+			not_ok "$label: force refresh tried" "$calls"
+	else
+		is "$calls" force_refresh=0 "$label: force refresh not tried"
+	fi
+	if [ "$expected" = ok ]; then
+		[ "$before" != "$after" ] && ok "$label: row updated" || not_ok "$label: row updated"
+	else
+		is "$after" "$before" "$label: row unchanged"
+		like "$error" "$regex" "$label: error says why"
+	fi
+	like "$out" 'alive$' "$label: the backend answers after"
+}
+
+refused="SET cal_refresh.api_url = 'http://127.0.0.1:1'"
+short="SET cal_refresh.timeout = '500ms'"
+none="RESET cal_refresh.timeout"
+
+#        endpoint name                    fault                                   settings  expected           force  error regex
+run_case refresh "latency under timeout" "refresh latency --latency-ms 100"       "$short"  ok                 no     ''
+run_case refresh "latency over timeout"  "refresh latency --latency-ms 1500"      "$short"  calcom_rejected    yes    '^refresh failed: timed out .* while waiting for the response; force refresh failed: HTTP 401'
+run_case refresh "hang"                  "refresh hang"                           "$short"  calcom_rejected    yes    '^refresh failed: timed out'
+run_case refresh "connection refused"    ""                                       "$refused" network_error     no     '^refresh failed: .*(connect|refused)'
+run_case refresh "reset after request"   "refresh reset"                          "$none"   calcom_rejected    yes    '^refresh failed: (Recv failure: Connection reset|connection lost after the request was sent)'
+run_case refresh "reset mid-body"        "refresh reset_mid_body"                 "$none"   calcom_rejected    yes    '^refresh failed: '
+run_case refresh "400"                   "refresh status --status 400"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 400'
+run_case refresh "401"                   "refresh status --status 401"            "$none"   calcom_rejected    no     '^refresh failed: HTTP 401'
+run_case refresh "404"                   "refresh status --status 404"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 404'
+run_case refresh "429"                   "refresh status --status 429 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 429'
+run_case refresh "429 Retry-After"       "refresh status --status 429 --count -1 --retry-after 1" "$none" calcom_unavailable no '^refresh failed: HTTP 429'
+run_case refresh "500"                   "refresh status --status 500"            "$none"   calcom_unavailable no     '^refresh failed: HTTP 500'
+run_case refresh "502"                   "refresh status --status 502"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 502'
+run_case refresh "503"                   "refresh status --status 503"            "$none"   calcom_unavailable no     '^refresh failed: HTTP 503'
+run_case refresh "504"                   "refresh status --status 504"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 504'
+run_case refresh "HTML 502 page"         "refresh html --status 502"              "$none"   calcom_rejected    yes    '^refresh failed: HTTP 502: non-JSON body'
+run_case refresh "truncated JSON"        "refresh truncated"                      "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response is not JSON'
+run_case refresh "malformed JSON"        "refresh malformed"                      "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response is not JSON'
+run_case refresh "JSON without data"     "refresh no_data"                        "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no "data"'
+run_case refresh "missing field"         "refresh missing_field"                  "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no usable "accessToken"'
+run_case refresh "wrong types"           "refresh wrong_types"                    "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no usable'
+run_case refresh "1 MB body"             "refresh huge"                           "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response body larger than 64 kB'
+run_case refresh "redirect"              "refresh redirect"                       "$none"   bad_response       no     '^refresh failed: HTTP 302: redirects are not followed$'
+
+run_case force   "latency under timeout" "force_refresh latency --latency-ms 100" "$short"  ok                 yes    ''
+run_case force   "latency over timeout"  "force_refresh latency --latency-ms 1500 --count -1" "$short" timeout yes   'force refresh failed: timed out'
+run_case force   "hang"                  "force_refresh hang --count -1"          "$short"  timeout            yes    'force refresh failed: timed out'
+run_case force   "connection refused"    ""                                       "$refused" network_error     no     'force refresh failed: .*(connect|refused)'
+run_case force   "reset after request"   "force_refresh reset --count -1"         "$none"   network_error      yes    'force refresh failed: '
+run_case force   "reset mid-body"        "force_refresh reset_mid_body --count -1" "$none"  network_error      yes    'force refresh failed: '
+run_case force   "400"                   "force_refresh status --status 400"      "$none"   calcom_rejected    yes    'force refresh failed: HTTP 400'
+run_case force   "401"                   "force_refresh status --status 401"      "$none"   calcom_rejected    yes    'force refresh failed: HTTP 401'
+run_case force   "404"                   "force_refresh status --status 404"      "$none"   calcom_rejected    yes    'force refresh failed: HTTP 404'
+run_case force   "429"                   "force_refresh status --status 429 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 429'
+run_case force   "429 Retry-After"       "force_refresh status --status 429 --count -1 --retry-after 1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 429'
+run_case force   "500"                   "force_refresh status --status 500 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 500'
+run_case force   "502"                   "force_refresh status --status 502 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 502'
+run_case force   "503"                   "force_refresh status --status 503 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 503'
+run_case force   "HTML 502 page"         "force_refresh html --status 502 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 502: non-JSON body'
+run_case force   "truncated JSON"        "force_refresh truncated"                "$none"   bad_response       yes    'force refresh failed: HTTP 200: response is not JSON'
+run_case force   "malformed JSON"        "force_refresh malformed"                "$none"   bad_response       yes    'force refresh failed: HTTP 200: response is not JSON'
+run_case force   "JSON without data"     "force_refresh no_data"                  "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no "data"'
+run_case force   "missing field"         "force_refresh missing_field"            "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no usable'
+run_case force   "wrong types"           "force_refresh wrong_types"              "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no usable'
+run_case force   "1 MB body"             "force_refresh huge"                     "$none"   bad_response       yes    'force refresh failed: HTTP 200: response body larger than 64 kB'
+run_case force   "redirect"              "force_refresh redirect"                 "$none"   bad_response       yes    'force refresh failed: HTTP 302: redirects are not followed$'
+t_done
