@@ -18,7 +18,7 @@ DATA = sql/cal_refresh--1.0.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
-	permissions refresh fallback retries errors
+	permissions refresh fallback retries errors hostile_input
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc
@@ -48,6 +48,11 @@ bench:
 
 print-regress:
 	@echo $(REGRESS)
+
+# Fuzz the response parser with libFuzzer (clang); FUZZ_SECONDS=60 by default.
+.PHONY: fuzz
+fuzz:
+	@bash fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 # Static checks (cppcheck and clang-tidy must stay quiet on src/).
 .PHONY: lint

@@ -19,7 +19,8 @@
 
 #include <cjson/cJSON.h>
 
-/* 10000-01-01 in ms: later than any expiry a real server sends. */
+/* Plausible expiries: after 2000-01-01 and before 10000-01-01, in ms. */
+#define CAL_EXPIRY_MIN_MS 946684800000.0
 #define CAL_EXPIRY_MAX_MS 253402300800000.0
 
 static void
@@ -73,7 +74,8 @@ read_expiry(const cJSON *data, const char *field, bool *present, double *ms)
 	if (item == NULL || cJSON_IsNull(item))
 		return true;
 	if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
-		item->valuedouble <= 0 || item->valuedouble >= CAL_EXPIRY_MAX_MS)
+		item->valuedouble < CAL_EXPIRY_MIN_MS ||
+		item->valuedouble >= CAL_EXPIRY_MAX_MS)
 		return false;
 	*present = true;
 	*ms = floor(item->valuedouble);
@@ -180,24 +182,39 @@ calcom_describe_error(const char *body, size_t len,
 	cJSON_Delete(root);
 }
 
-/* True for the hosts plain http may reach: this machine only. */
+/*
+ * True for the hosts plain http may reach: this machine only.  An IPv4
+ * literal must be exactly four decimal octets starting with 127; anything
+ * else would go to the resolver.
+ */
 static bool
 host_is_loopback(const char *host, size_t len)
 {
+	int			octets = 0;
+	size_t		i = 0;
+
 	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
 		return true;
 	if (len == 5 && strncmp(host, "[::1]", 5) == 0)
 		return true;
-	if (len >= 7 && strncmp(host, "127.", 4) == 0)
+	if (len < 4 || strncmp(host, "127.", 4) != 0)
+		return false;
+	while (i < len)
 	{
-		size_t		i;
+		int			value = 0;
+		size_t		digits = 0;
 
-		for (i = 4; i < len; i++)
-			if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
-				return false;
-		return true;
+		for (; i < len && host[i] >= '0' && host[i] <= '9' && digits < 4; i++, digits++)
+			value = value * 10 + (host[i] - '0');
+		if (digits == 0 || digits > 3 || value > 255)
+			return false;
+		octets++;
+		if (i < len && host[i++] != '.')
+			return false;
+		if (i == len && host[len - 1] == '.')
+			return false;
 	}
-	return false;
+	return octets == 4;
 }
 
 bool
@@ -246,7 +263,8 @@ calcom_url_is_acceptable(const char *url, const char **why)
 		host_len = strcspn(rest, "]") + 1;
 	else
 		host_len = strcspn(rest, ":/");
-	if (host_len == 0 || host_len > strlen(rest))
+	if (host_len == 0 || host_len > strlen(rest) ||
+		(rest[0] == '[' && host_len < 3))
 	{
 		*why = "The URL has no host.";
 		return false;

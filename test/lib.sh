@@ -45,7 +45,7 @@ as_pg() {
 ensure_packages() {
 	local wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
 		postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
-		libc6-dev python3 ca-certificates"
+		libc6-dev python3 ca-certificates clang libclang-rt-14-dev"
 	local missing="" p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
