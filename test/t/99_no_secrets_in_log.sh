@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs last: after the whole suite, the main server's log (written at
-# log_min_messages = debug1, so every Cal.com call is there) holds no
-# token the stand-in ever issued and not the client secret.
+# log_min_messages = debug5, so every Cal.com call is there, with every
+# error and its CONTEXT) holds no token the stand-in ever issued and not
+# the client secret.
 set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
@@ -20,4 +21,6 @@ hits=$(grep -c -F -f "$tokens" "$log_file" || true)
 is "$hits" "0" "no issued token in the server log"
 hits=$(grep -c -F -f "$CAL_WORK/standin.secret" "$log_file" || true)
 is "$hits" "0" "the client secret is not in the server log"
+hits=$(grep -c -i 'x-cal-secret-key' "$log_file" || true)
+is "$hits" "0" "no request header is logged"
 t_done
