@@ -49,6 +49,11 @@ bench:
 print-regress:
 	@echo $(REGRESS)
 
+# The valgrind run of test/t/70_valgrind.sh alone (it is part of make test).
+.PHONY: valgrind
+valgrind:
+	@CAL_SHELL_TESTS=70_valgrind bash test/harness.sh test
+
 # Fuzz the response parser with libFuzzer (clang); FUZZ_SECONDS=60 by default.
 .PHONY: fuzz
 fuzz:

@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -817,10 +818,20 @@ class StandinServer(ThreadingHTTPServer):
     daemon_threads = True  # a hanging connection must never hold up shutdown
     request_queue_size = 128  # the default backlog of 5 drops SYNs when many clients connect
 
-    def __init__(self, port, client_id, secret, verbose):
+    def __init__(self, port, client_id, secret, verbose, tls_context=None):
         self.client_id, self.secret, self.verbose = client_id, secret, verbose
+        self.tls_context = tls_context
         self.state = StandinState(client_id)
         super().__init__(("127.0.0.1", port), StandinHandler)
+
+    def get_request(self):
+        """Serve TLS when a certificate was given; the handshake happens in the handler's
+        thread (on first read), so a stalled client cannot block accept()."""
+        sock, address = super().get_request()
+        if self.tls_context is not None:
+            sock = self.tls_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, address
 
     def server_bind(self):
         """Bind without HTTPServer's reverse DNS lookup of the address, which can stall."""
@@ -853,6 +864,8 @@ def parse_args(argv):
     parser.add_argument("--port-file", required=True,
                         help="where to write the port once listening")
     parser.add_argument("--port", type=int, default=0, help="0 (default): any free port")
+    parser.add_argument("--tls-cert", help="serve https with this certificate (PEM) ...")
+    parser.add_argument("--tls-key", help="... and this key")
     parser.add_argument("--verbose", action="store_true",
                         help="log method, path and status of each response to stderr")
     return parser.parse_args(argv)
@@ -870,7 +883,12 @@ def main(argv=None):
     # Handlers go in before the port is published, so a prompt SIGTERM still exits cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = StandinServer(args.port, args.client_id, read_secret(args.secret_file), args.verbose)
+    tls_context = None
+    if args.tls_cert:
+        tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls_context.load_cert_chain(args.tls_cert, args.tls_key)
+    server = StandinServer(args.port, args.client_id, read_secret(args.secret_file),
+                           args.verbose, tls_context)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     write_port_file(args.port_file, server.server_address[1])
     stop.wait()

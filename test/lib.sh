@@ -45,7 +45,7 @@ as_pg() {
 ensure_packages() {
 	local wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
 		postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
-		libc6-dev python3 ca-certificates clang libclang-rt-14-dev"
+		libc6-dev python3 ca-certificates openssl clang libclang-rt-14-dev valgrind"
 	local missing="" p
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
@@ -147,7 +147,9 @@ cluster_start() {
 		local line
 		for line in "$@"; do echo "$line"; done
 	} | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+	# CAL_POSTGRES_BIN runs the server through a wrapper (valgrind).
+	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
+		-p "${CAL_POSTGRES_BIN:-$PG_BIN/postgres}" start \
 		>/dev/null || { cat "$dir/server.log" >&2; return 1; }
 	local up=${name^^}
 	printf -v "${up}_PORT" '%s' "$port"

@@ -11,6 +11,7 @@ import argparse
 import http.client
 import json
 import os
+import ssl
 import sys
 import time
 from urllib.parse import quote, urlsplit
@@ -27,7 +28,7 @@ def standin_address():
     if not url:
         raise CtlError("CAL_STANDIN_URL is not set")
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or not parts.port:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
         raise CtlError("CAL_STANDIN_URL must look like http://127.0.0.1:PORT")
     return parts.hostname, parts.port
 
@@ -38,7 +39,12 @@ def http_call(method, path, payload=None, headers=None, address=None, timeout=TI
     host, port = address or standin_address()
     body = None if payload is None else json.dumps(payload).encode()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    if urlsplit(os.environ.get("CAL_STANDIN_URL", "")).scheme == "https":
+        # A stand-in serving TLS (the TLS test): trust the test CA only.
+        context = ssl.create_default_context(cafile=os.environ.get("CAL_STANDIN_CA"))
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=all_headers)
         response = conn.getresponse()
@@ -192,8 +198,8 @@ def cmd_wait_port(args):
         try:
             with open(args.file, encoding="ascii") as f:
                 port = int(f.read())
-            status, _ = http_call("GET", "/_control/stats", address=("127.0.0.1", port),
-                                  timeout=1)
+            host = urlsplit(os.environ.get("CAL_STANDIN_URL", "")).hostname or "127.0.0.1"
+            status, _ = http_call("GET", "/_control/stats", address=(host, port), timeout=1)
             if status == 200:
                 return
         except (OSError, ValueError, http.client.HTTPException):

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# A short suite against a server running under valgrind: refreshes, force
+# refreshes, failures over HTTP, a timeout and a cancel.  No backend may
+# report a definite leak from cal_refresh (curl, cJSON and our own malloc'd
+# memory; palloc'd memory is the memory test's business).  `make valgrind`
+# runs this alone.
+set -euo pipefail
+. "$CAL_TOP/test/lib.sh"
+
+vgdir=$CAL_WORK/valgrind
+install -d -m 777 "$vgdir"
+wrapper=$vgdir/postgres
+cat >"$wrapper" <<WRAP
+#!/bin/sh
+exec valgrind --quiet --leak-check=full --show-leak-kinds=definite \\
+	--errors-for-leak-kinds=definite --num-callers=30 \\
+	--log-file=$vgdir/vg.%p.log $PG_BIN/postgres "\$@"
+WRAP
+chmod 755 "$wrapper"
+
+CAL_POSTGRES_BIN=$wrapper cluster_start vg yes
+trap 'cluster_stop vg' EXIT
+$CAL_STANDIN_CTL reset
+$CAL_STANDIN_CTL seed 951 rt-seed-951
+
+cpsql vg postgres -v ON_ERROR_STOP=0 >"$vgdir/session.out" 2>&1 <<'SQL'
+CREATE EXTENSION cal_refresh;
+CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
+	"calAccessToken" text, "calRefreshToken" text,
+	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
+INSERT INTO public."CalendarIntegration" VALUES
+	('01VG', 'a', 'rt-seed-951', now(), 951),
+	('01VGBAD', 'a', 'rt-not-issued', now(), 99999);
+SELECT count(*) FILTER (WHERE (cal_refresh_user_tokens('01VG')).success) AS ok
+FROM generate_series(1, 20);
+SELECT count(*) FILTER (WHERE NOT (cal_refresh_user_tokens('01VGBAD')).success) AS failed
+FROM generate_series(1, 20);
+\! $CAL_STANDIN_CTL fault any huge --count 2
+SELECT error_code FROM cal_refresh_user_tokens('01VG');
+\! $CAL_STANDIN_CTL fault any malformed --count 2
+SELECT error_code FROM cal_refresh_user_tokens('01VG');
+SET cal_refresh.timeout = '1s';
+\! $CAL_STANDIN_CTL fault refresh hang
+SELECT error_code FROM cal_refresh_user_tokens('01VG');
+\! $CAL_STANDIN_CTL fault refresh hang
+SET statement_timeout = '500ms';
+SELECT error_code FROM cal_refresh_user_tokens('01VG');
+RESET statement_timeout;
+SELECT method FROM cal_refresh_user_tokens('01VG');
+SELECT * FROM cal_update_tokens('01VG', 'a', 'b', now());
+SQL
+like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
+cluster_stop vg
+trap - EXIT
+
+n_logs=$(ls "$vgdir"/vg.*.log 2>/dev/null | wc -l)
+like "$n_logs" '^[1-9][0-9]*$' "valgrind wrote its logs ($n_logs processes)"
+# Valgrind's reports are blocks of lines ending in an empty "==PID== "
+# line; keep those whose stack passes through our code (PostgreSQL itself,
+# not built for valgrind, reports a few of its own).
+ours='cal_refresh\.so|calcom_(client|parse)\.c|token_store\.c|secret_file\.c|refresh\.c|cal_refresh\.c'
+reports=$(awk -v ours="$ours" '
+	/^==[0-9]+== $/ { if (keep) printf "%s", block; block = ""; keep = 0; next }
+	{ block = block $0 "\n"; if ($0 ~ ours) keep = 1 }' "$vgdir"/vg.*.log)
+is "$(grep -c 'definitely lost' <<<"$reports" || true)" 0 \
+	"no definite leak through cal_refresh"
+is "$(grep -c -E 'Invalid (read|write|free)|uninitialised|Conditional jump' <<<"$reports" || true)" 0 \
+	"no invalid access or uninitialised use in cal_refresh"
+[ -n "$reports" ] && printf '# %s\n' "$(head -c 3000 <<<"$reports")"
+t_done
