@@ -18,7 +18,8 @@ DATA = sql/cal_refresh--1.0.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
-	permissions refresh fallback retries errors hostile_input
+	permissions refresh fallback retries errors hostile_input \
+	access_token transactions
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

@@ -43,7 +43,17 @@ RETURNS @extschema@.cal_token_result
 AS 'MODULE_PATHNAME', 'cal_update_tokens_ms'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The access token an application query needs: the stored one while it
+-- stays valid for min_validity, else refreshed (one refresh for a burst).
+CREATE FUNCTION @extschema@.cal_access_token(
+	user_ulid text,
+	min_validity interval DEFAULT '2 minutes')
+RETURNS text
+AS 'MODULE_PATHNAME', 'cal_access_token'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Nothing is open to PUBLIC: grant EXECUTE to the application role.
 REVOKE ALL ON FUNCTION @extschema@.cal_refresh_user_tokens(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens(text, text, text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.cal_update_tokens_ms(text, text, text, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.cal_access_token(text, interval) FROM PUBLIC;

@@ -47,6 +47,7 @@ static char *cal_ca_file = NULL;
 static int	cal_timeout_ms = 10000;
 static int	cal_connect_timeout_ms = 3000;
 static int	cal_max_retries = 2;
+static int	cal_lock_timeout_ms = 5000;
 
 /*
  * Only a library loaded at server start protects api_url and table_name
@@ -60,6 +61,7 @@ void		_PG_init(void);
 PG_FUNCTION_INFO_V1(cal_refresh_user_tokens);
 PG_FUNCTION_INFO_V1(cal_update_tokens);
 PG_FUNCTION_INFO_V1(cal_update_tokens_ms);
+PG_FUNCTION_INFO_V1(cal_access_token);
 
 static bool
 check_client_id(char **newval, void **extra, GucSource source)
@@ -173,6 +175,16 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.lock_timeout",
+							"How long a refresh waits for another session's "
+							"refresh of the same user.",
+							"After this the call fails with error_code busy; "
+							"0 waits as long as lock_timeout allows.",
+							&cal_lock_timeout_ms,
+							5000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
 	calcom_client_init();
@@ -180,12 +192,12 @@ _PG_init(void)
 
 /*
  * Fills *config from the settings.  Returns false, with the failure in
- * *result, when they are missing or unsafe; need_http says whether the
- * Cal.com settings and the secret matter for this call.
+ * *result, when the library was not preloaded; a missing or unsafe Cal.com
+ * configuration is noted in config->config_error_code instead, for
+ * refresh.c to report when it needs to call Cal.com.
  */
 static bool
-cal_settings_to_config(RefreshConfig *config, bool need_http,
-					   CalResult *result)
+cal_settings_to_config(RefreshConfig *config, CalResult *result)
 {
 	const char *secret;
 	char	   *problem;
@@ -199,25 +211,26 @@ cal_settings_to_config(RefreshConfig *config, bool need_http,
 		return false;
 	}
 	config->table_name = cal_table_name;
-	if (!need_http)
-		return true;
+	config->lock_timeout_ms = cal_lock_timeout_ms;
 
 	if (cal_client_id == NULL || cal_client_id[0] == '\0')
 	{
-		refresh_set_failure(result, CAL_ERR_CONFIG_MISSING,
-							"cal_refresh.client_id is not set");
-		return false;
+		config->config_error_code = CAL_ERR_CONFIG_MISSING;
+		config->config_error = "cal_refresh.client_id is not set";
+		return true;
 	}
 	switch (secret_file_get(cal_secret_key_file, &secret, &problem))
 	{
 		case SECRET_FILE_OK:
 			break;
 		case SECRET_FILE_MISSING:
-			refresh_set_failure(result, CAL_ERR_CONFIG_MISSING, problem);
-			return false;
+			config->config_error_code = CAL_ERR_CONFIG_MISSING;
+			config->config_error = problem;
+			return true;
 		case SECRET_FILE_INSECURE:
-			refresh_set_failure(result, CAL_ERR_CONFIG_INSECURE, problem);
-			return false;
+			config->config_error_code = CAL_ERR_CONFIG_INSECURE;
+			config->config_error = problem;
+			return true;
 	}
 	config->client.api_url = cal_api_url;
 	config->client.client_id = cal_client_id;
@@ -386,7 +399,7 @@ cal_refresh_user_tokens(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("cal_refresh_user_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, true, &result))
+	if (cal_settings_to_config(&config, &result))
 		refresh_user_tokens(&config, user_ulid, &result);
 	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
 }
@@ -415,7 +428,7 @@ cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
 							 "cal_update_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, false, &result))
+	if (cal_settings_to_config(&config, &result))
 		refresh_store_given_tokens(config.table_name, user_ulid, access_token,
 								   refresh_token, access_expires_at,
 								   has_refresh_expiry, refresh_expires_at,
@@ -440,4 +453,79 @@ Datum
 cal_update_tokens_ms(PG_FUNCTION_ARGS)
 {
 	return cal_update_tokens_common(fcinfo, true);
+}
+
+/* The SQLSTATE cal_access_token raises for a failure's error_code. */
+static int
+cal_error_sqlstate(const char *error_code, const char *error)
+{
+	if (strcmp(error_code, CAL_ERR_BUSY) == 0)
+		return ERRCODE_LOCK_NOT_AVAILABLE;
+	if (strcmp(error_code, CAL_ERR_USER_NOT_FOUND) == 0)
+		return ERRCODE_NO_DATA_FOUND;
+	if (strcmp(error_code, CAL_ERR_BAD_RESPONSE) == 0 &&
+		strstr(error, "larger than") != NULL)
+		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	if (strcmp(error_code, CAL_ERR_CALCOM_REJECTED) == 0 ||
+		strcmp(error_code, CAL_ERR_CALCOM_UNAVAILABLE) == 0 ||
+		strcmp(error_code, CAL_ERR_NETWORK_ERROR) == 0 ||
+		strcmp(error_code, CAL_ERR_TIMEOUT) == 0 ||
+		strcmp(error_code, CAL_ERR_BAD_RESPONSE) == 0)
+		return ERRCODE_SYSTEM_ERROR;	/* 58000, never class 08 */
+	/* configuration, table or row not fit for a refresh */
+	return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+}
+
+/*
+ * cal_access_token(user_ulid text, min_validity interval) returns text:
+ * what an application query calls before each Cal.com request.
+ */
+Datum
+cal_access_token(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller_context = cal_begin_call();
+	char	   *user_ulid = cal_user_ulid_arg(fcinfo, 0);
+	Interval   *min_validity;
+	int64		min_validity_us;
+	CalResult	result = {0};
+	RefreshConfig config;
+	bool		stored_token_returned = false;
+	MemoryContext work_context;
+	text	   *token;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("min_validity must not be null")));
+	min_validity = PG_GETARG_INTERVAL_P(1);
+	min_validity_us = min_validity->time +
+		(int64) min_validity->day * USECS_PER_DAY +
+		(int64) min_validity->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (min_validity_us < 0 || min_validity_us > 7 * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_validity must be between 0 and 7 days")));
+
+	result.user_ulid = user_ulid;
+	if (cal_settings_to_config(&config, &result))
+		refresh_access_token(&config, user_ulid, min_validity_us, &result,
+							 &stored_token_returned);
+
+	if (stored_token_returned)
+		ereport(WARNING,
+				(errmsg("returning the stored access token of user \"%s\": "
+						"refreshing it failed",
+						user_ulid),
+				 errdetail("%s: %s", result.error_code, result.error)));
+	else if (!result.success)
+		ereport(ERROR,
+				(errcode(cal_error_sqlstate(result.error_code, result.error)),
+				 errmsg("could not get a Cal.com access token for user \"%s\"",
+						user_ulid),
+				 errdetail("%s: %s", result.error_code, result.error)));
+
+	work_context = MemoryContextSwitchTo(caller_context);
+	token = cstring_to_text(result.access_token);
+	MemoryContextDelete(work_context);
+	PG_RETURN_TEXT_P(token);
 }

@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/timestamp.h"
 
 #include "refresh.h"
@@ -45,6 +47,10 @@ refresh_set_store_failure(CalResult *result, TokenStoreStatus status,
 {
 	if (status == TOKEN_STORE_TABLE_INVALID)
 		refresh_set_failure(result, CAL_ERR_TABLE_INVALID, problem);
+	else if (status == TOKEN_STORE_BUSY)
+		refresh_set_failure(result, CAL_ERR_BUSY,
+							"another session held the row lock for longer "
+							"than cal_refresh.lock_timeout");
 	else
 		refresh_set_failure(result, CAL_ERR_USER_NOT_FOUND,
 							psprintf("no row for user \"%s\"",
@@ -121,6 +127,17 @@ refresh_call(const RefreshConfig *config, CalEndpoint endpoint,
 							 call->outcome == CAL_OK ? "" : call->message)));
 }
 
+/* A result carrying the token already stored in the row. */
+static void
+refresh_set_stored(CalResult *result, const TokenRow *row)
+{
+	result->success = true;
+	result->method = NULL;
+	result->access_token = row->access_token;
+	result->has_access_expiry = true;
+	result->access_expires_at = row->access_expires_at;
+}
+
 /* Writes a new pair to the row and fills the result either way. */
 static void
 refresh_write(const char *table_name, const TokenUpdate *update,
@@ -162,35 +179,25 @@ refresh_store(const RefreshConfig *config, const char *user_ulid,
 	refresh_write(config->table_name, &update, method, result);
 }
 
-void
-refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
-					CalResult *result)
+/*
+ * Refreshes the user whose row we hold locked: the regular refresh with
+ * the stored token, force refresh where the fallback rules say so, then
+ * the new pair stored in the row.
+ */
+static void
+refresh_locked_row(const RefreshConfig *config, const char *user_ulid,
+				   const TokenRow *row, CalResult *result)
 {
-	TokenRow	row;
-	TokenStoreStatus status;
 	CalCallResult *call = palloc0(sizeof(CalCallResult));
-	char	   *problem = NULL;
 	const char *why_force;
-	bool		has_usable_token;
-	bool		has_usable_user_id;
+	bool		has_usable_token = calcom_token_is_plausible(row->refresh_token);
+	bool		has_usable_user_id = row->has_managed_user_id &&
+		row->managed_user_id > 0 && row->managed_user_id <= CAL_MAX_USER_ID;
 
-	result->user_ulid = user_ulid;
-
-	/* 1. Lock the row before reading the refresh token. */
-	status = token_store_lock_row(config->table_name, user_ulid, &row, &problem);
-	if (status != TOKEN_STORE_OK)
-	{
-		refresh_set_store_failure(result, status, problem);
-		return;
-	}
-	has_usable_token = calcom_token_is_plausible(row.refresh_token);
-	has_usable_user_id = row.has_managed_user_id &&
-		row.managed_user_id > 0 && row.managed_user_id <= CAL_MAX_USER_ID;
-
-	/* 2. The regular refresh, when there is a token to spend. */
+	/* The regular refresh, when there is a token to spend. */
 	if (has_usable_token)
 	{
-		refresh_call(config, CAL_ENDPOINT_REFRESH, user_ulid, &row, call);
+		refresh_call(config, CAL_ENDPOINT_REFRESH, user_ulid, row, call);
 		if (call->outcome == CAL_OK)
 		{
 			refresh_store(config, user_ulid, &call->tokens, "refresh", result);
@@ -205,29 +212,34 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 		}
 		why_force = psprintf("refresh failed: %s", call->message);
 	}
-	else if (row.refresh_token == NULL || row.refresh_token[0] == '\0')
+	else if (row->refresh_token == NULL || row->refresh_token[0] == '\0')
 		why_force = "no refresh token is stored";
 	else
 		why_force = "the stored refresh token is malformed";
 
-	/* 3. Force refresh, which needs Cal.com's numeric user id. */
+	/* Force refresh, which needs Cal.com's numeric user id. */
 	if (!has_usable_user_id)
 	{
-		const char *code = (has_usable_token || row.has_managed_user_id) ?
+		const char *code = (has_usable_token || row->has_managed_user_id) ?
 		CAL_ERR_NO_MANAGED_USER_ID : CAL_ERR_NO_REFRESH_TOKEN;
 
 		refresh_set_failure(result, code,
 							psprintf("%s, and force refresh is impossible: %s",
 									 why_force,
-									 row.has_managed_user_id ?
+									 row->has_managed_user_id ?
 									 "\"calManagedUserId\" is not a valid Cal.com user id" :
 									 "no \"calManagedUserId\" is stored"));
 		return;
 	}
 	ereport(LOG,
 			(errmsg("cal_refresh: %s for user \"%s\"; trying force refresh",
-					why_force, user_ulid)));
-	refresh_call(config, CAL_ENDPOINT_FORCE_REFRESH, user_ulid, &row, call);
+					why_force, user_ulid),
+			 (has_usable_token && (call->http_status == 400 ||
+								   call->http_status == 404)) ?
+			 errdetail("The stored refresh token was already used: a transaction "
+					   "that stored its successor may have rolled back, or "
+					   "another client spent it.") : 0));
+	refresh_call(config, CAL_ENDPOINT_FORCE_REFRESH, user_ulid, row, call);
 	if (call->outcome == CAL_OK)
 		refresh_store(config, user_ulid, &call->tokens, "force_refresh", result);
 	else
@@ -235,6 +247,100 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 							psprintf("%s; force refresh failed: %s",
 									 why_force, call->message));
 	explicit_bzero(call, sizeof(CalCallResult));
+}
+
+/* True when the row's access token stays valid until at least `until`. */
+static bool
+refresh_token_valid_until(const TokenRow *row, TimestampTz until)
+{
+	return row->access_token != NULL && row->access_token[0] != '\0' &&
+		row->has_access_expiry && row->access_expires_at >= until;
+}
+
+void
+refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
+					CalResult *result)
+{
+	TokenRow	row;
+	TokenStoreStatus status;
+	char	   *problem = NULL;
+
+	result->user_ulid = user_ulid;
+	if (config->config_error_code != NULL)
+	{
+		refresh_set_failure(result, config->config_error_code,
+							config->config_error);
+		return;
+	}
+	/* Lock the row before reading the refresh token. */
+	status = token_store_lock_row(config->table_name, user_ulid,
+								  config->lock_timeout_ms, &row, &problem);
+	if (status != TOKEN_STORE_OK)
+		refresh_set_store_failure(result, status, problem);
+	else
+		refresh_locked_row(config, user_ulid, &row, result);
+}
+
+void
+refresh_access_token(const RefreshConfig *config, const char *user_ulid,
+					 int64 min_validity_us, CalResult *result,
+					 bool *stored_token_returned)
+{
+	TokenRow	row;
+	TokenRow	locked;
+	TokenStoreStatus status;
+	char	   *problem = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+
+	result->user_ulid = user_ulid;
+	*stored_token_returned = false;
+
+	/* Fast path: no lock while the stored token is good for long enough. */
+	status = token_store_read_row(config->table_name, user_ulid, &row, &problem);
+	if (status != TOKEN_STORE_OK)
+	{
+		refresh_set_store_failure(result, status, problem);
+		return;
+	}
+	if (refresh_token_valid_until(&row, now + min_validity_us))
+	{
+		refresh_set_stored(result, &row);
+		return;
+	}
+
+	/* A refresh must be storable: refuse before any lock or HTTP call. */
+	PreventCommandIfReadOnly("cal_access_token() with a token to refresh");
+	if (config->config_error_code != NULL)
+		refresh_set_failure(result, config->config_error_code,
+							config->config_error);
+	else
+	{
+		status = token_store_lock_row(config->table_name, user_ulid,
+									  config->lock_timeout_ms, &locked,
+									  &problem);
+		if (status != TOKEN_STORE_OK)
+			refresh_set_store_failure(result, status, problem);
+		else if (refresh_token_valid_until(&locked, now + min_validity_us))
+		{
+			/* Refreshed by the session whose lock we waited for. */
+			refresh_set_stored(result, &locked);
+			return;
+		}
+		else
+		{
+			row = locked;
+			refresh_locked_row(config, user_ulid, &row, result);
+		}
+	}
+
+	/* Better a token that still works than none at all. */
+	if (!result->success && refresh_token_valid_until(&row, now))
+	{
+		*stored_token_returned = true;
+		result->access_token = row.access_token;
+		result->has_access_expiry = true;
+		result->access_expires_at = row.access_expires_at;
+	}
 }
 
 void

@@ -20,6 +20,7 @@
 #define CAL_ERR_USER_NOT_FOUND "user_not_found"
 #define CAL_ERR_NO_REFRESH_TOKEN "no_refresh_token"
 #define CAL_ERR_NO_MANAGED_USER_ID "no_managed_user_id"
+#define CAL_ERR_BUSY "busy"
 #define CAL_ERR_CALCOM_REJECTED "calcom_rejected"
 #define CAL_ERR_CALCOM_UNAVAILABLE "calcom_unavailable"
 #define CAL_ERR_NETWORK_ERROR "network_error"
@@ -46,6 +47,10 @@ typedef struct RefreshConfig
 {
 	CalClientConfig client;
 	const char *table_name;
+	int			lock_timeout_ms;	/* 0: wait as long as PostgreSQL does */
+	/* Set when a Cal.com call is impossible (client id, secret file). */
+	const char *config_error_code;
+	const char *config_error;
 } RefreshConfig;
 
 extern void refresh_set_failure(CalResult *result, const char *error_code,
@@ -54,6 +59,17 @@ extern void refresh_set_failure(CalResult *result, const char *error_code,
 /* cal_refresh_user_tokens(): the whole refresh of one user. */
 extern void refresh_user_tokens(const RefreshConfig *config,
 								const char *user_ulid, CalResult *result);
+
+/*
+ * cal_access_token(): the stored access token when it stays valid for
+ * min_validity_us; else lock, re-check, refresh.  When the refresh fails
+ * but the stored token has not expired, the result is a failure that
+ * still carries that token, and *stored_token_returned is set.
+ */
+extern void refresh_access_token(const RefreshConfig *config,
+								 const char *user_ulid, int64 min_validity_us,
+								 CalResult *result,
+								 bool *stored_token_returned);
 
 /* cal_update_tokens(): store tokens the caller already has. */
 extern void refresh_store_given_tokens(const char *table_name,

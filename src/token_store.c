@@ -23,6 +23,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
@@ -34,7 +35,9 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "storage/proc.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "token_store.h"
@@ -57,7 +60,8 @@ typedef struct TokenTable
 	ExpiryKind	refresh_expiry;
 	bool		has_managed_user_id;
 	ExpiryKind	updated_at;		/* EXPIRY_MILLISECONDS is not accepted */
-	SPIPlanPtr	lock_plan;
+	SPIPlanPtr	read_plan;		/* the row, no lock */
+	SPIPlanPtr	lock_plan;		/* the row, FOR UPDATE */
 	SPIPlanPtr	write_plan;
 } TokenTable;
 
@@ -265,8 +269,10 @@ prepare_statements(const char *qualified_name)
 						 quote_identifier(COL_MANAGED_USER_ID));
 	else
 		appendStringInfoString(&sql, ", NULL::int8");
-	appendStringInfo(&sql, " FROM %s WHERE %s = $1 FOR UPDATE",
+	appendStringInfo(&sql, " FROM %s WHERE %s = $1",
 					 qualified_name, quote_identifier(COL_USER_ULID));
+	t->read_plan = prepare_kept(sql.data, 1, lock_types);
+	appendStringInfoString(&sql, " FOR UPDATE");
 	t->lock_plan = prepare_kept(sql.data, 1, lock_types);
 
 	resetStringInfo(&sql);
@@ -318,6 +324,8 @@ token_store_resolve(const char *table_name, char **problem)
 									  (Datum) 0);
 		callbacks_registered = true;
 	}
+	if (t->read_plan != NULL)
+		SPI_freeplan(t->read_plan);
 	if (t->lock_plan != NULL)
 		SPI_freeplan(t->lock_plan);
 	if (t->write_plan != NULL)
@@ -433,14 +441,51 @@ token_store_end(int nest_level)
 	SPI_finish();
 }
 
+/* Runs the read or lock statement and copies the row out of SPI. */
+static TokenStoreStatus
+token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
+				  MemoryContext caller_context, TokenRow *row)
+{
+	Datum		args[1];
+	int			rc;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	MemoryContext spi_context;
+	Datum		value;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(user_ulid);
+	rc = SPI_execute_plan(plan, args, NULL, false, 2);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return TOKEN_STORE_NOT_FOUND;
+
+	/* The row outlives SPI: copy it into the caller's memory. */
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	spi_context = MemoryContextSwitchTo(caller_context);
+	value = SPI_getbinval(tuple, desc, 1, &isnull);
+	row->access_token = isnull ? NULL : TextDatumGetCString(value);
+	value = SPI_getbinval(tuple, desc, 2, &isnull);
+	row->refresh_token = isnull ? NULL : TextDatumGetCString(value);
+	value = SPI_getbinval(tuple, desc, 3, &isnull);
+	row->has_access_expiry = !isnull;
+	row->access_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+	value = SPI_getbinval(tuple, desc, 4, &isnull);
+	row->has_managed_user_id = !isnull;
+	row->managed_user_id = isnull ? 0 : DatumGetInt64(value);
+	MemoryContextSwitchTo(spi_context);
+	return TOKEN_STORE_OK;
+}
+
 TokenStoreStatus
-token_store_lock_row(const char *table_name, const char *user_ulid,
+token_store_read_row(const char *table_name, const char *user_ulid,
 					 TokenRow *row, char **problem)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
-	TokenStoreStatus status = TOKEN_STORE_OK;
+	TokenStoreStatus status;
 	int			nest_level;
-	Datum		args[1];
 
 	memset(row, 0, sizeof(*row));
 	nest_level = token_store_begin();
@@ -450,39 +495,84 @@ token_store_lock_row(const char *table_name, const char *user_ulid,
 		status = TOKEN_STORE_TABLE_INVALID;
 	}
 	else
+		status = token_store_fetch(token_table.read_plan, user_ulid,
+								   caller_context, row);
+	token_store_end(nest_level);
+	return status;
+}
+
+/*
+ * The lock statement in a subtransaction, with PostgreSQL's lock_timeout
+ * lowered to ours when ours is shorter, so that our timeout can be caught
+ * and reported as TOKEN_STORE_BUSY; a shorter lock_timeout of the
+ * session's own still raises 55P03, as the session asked.
+ */
+static TokenStoreStatus
+token_store_lock_with_timeout(const char *user_ulid, int lock_timeout_ms,
+							  MemoryContext caller_context, TokenRow *row)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext context = CurrentMemoryContext;
+	volatile TokenStoreStatus status = TOKEN_STORE_OK;
+	bool		ours_is_shorter = lock_timeout_ms > 0 &&
+		(LockTimeout == 0 || lock_timeout_ms < LockTimeout);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
 	{
-		int			rc;
-
-		args[0] = CStringGetTextDatum(user_ulid);
-		rc = SPI_execute_plan(token_table.lock_plan, args, NULL, false, 2);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s",
-				 SPI_result_code_string(rc));
-		if (SPI_processed == 0)
-			status = TOKEN_STORE_NOT_FOUND;
-		else
+		if (ours_is_shorter)
 		{
-			HeapTuple	tuple = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			MemoryContext spi_context;
-			Datum		value;
-			bool		isnull;
+			char		value[32];
 
-			/* The row outlives SPI: copy it into the caller's memory. */
-			spi_context = MemoryContextSwitchTo(caller_context);
-			value = SPI_getbinval(tuple, desc, 1, &isnull);
-			row->access_token = isnull ? NULL : TextDatumGetCString(value);
-			value = SPI_getbinval(tuple, desc, 2, &isnull);
-			row->refresh_token = isnull ? NULL : TextDatumGetCString(value);
-			value = SPI_getbinval(tuple, desc, 3, &isnull);
-			row->has_access_expiry = !isnull;
-			row->access_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
-			value = SPI_getbinval(tuple, desc, 4, &isnull);
-			row->has_managed_user_id = !isnull;
-			row->managed_user_id = isnull ? 0 : DatumGetInt64(value);
-			MemoryContextSwitchTo(spi_context);
+			snprintf(value, sizeof(value), "%d", lock_timeout_ms);
+			(void) set_config_option("lock_timeout", value, PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+									 false);
 		}
+		status = token_store_fetch(token_table.lock_plan, user_ulid,
+								   caller_context, row);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
 	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (!(ours_is_shorter && error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE))
+			ReThrowError(error);
+		FreeErrorData(error);
+		status = TOKEN_STORE_BUSY;
+	}
+	PG_END_TRY();
+	return status;
+}
+
+TokenStoreStatus
+token_store_lock_row(const char *table_name, const char *user_ulid,
+					 int lock_timeout_ms, TokenRow *row, char **problem)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	TokenStoreStatus status;
+	int			nest_level;
+
+	memset(row, 0, sizeof(*row));
+	nest_level = token_store_begin();
+	if (!token_store_resolve(table_name, problem))
+	{
+		*problem = MemoryContextStrdup(caller_context, *problem);
+		status = TOKEN_STORE_TABLE_INVALID;
+	}
+	else
+		status = token_store_lock_with_timeout(user_ulid, lock_timeout_ms,
+											   caller_context, row);
 	token_store_end(nest_level);
 	return status;
 }

@@ -37,7 +37,8 @@ typedef enum TokenStoreStatus
 {
 	TOKEN_STORE_OK,
 	TOKEN_STORE_TABLE_INVALID,	/* missing table, column or unique key */
-	TOKEN_STORE_NOT_FOUND		/* no row for that user */
+	TOKEN_STORE_NOT_FOUND,		/* no row for that user */
+	TOKEN_STORE_BUSY			/* row lock not had in time */
 } TokenStoreStatus;
 
 /*
@@ -48,9 +49,18 @@ typedef enum TokenStoreStatus
 extern bool token_store_parse_table_name(const char *value, char *schema,
 										 char *table);
 
-/* SELECT ... FOR UPDATE of the user's row. */
+/* The user's row as it is now, without a lock. */
+extern TokenStoreStatus token_store_read_row(const char *table_name,
+											 const char *user_ulid,
+											 TokenRow *row, char **problem);
+
+/*
+ * SELECT ... FOR UPDATE of the user's row, waiting at most lock_timeout_ms
+ * (0: no limit of ours) for another session's lock.
+ */
 extern TokenStoreStatus token_store_lock_row(const char *table_name,
 											 const char *user_ulid,
+											 int lock_timeout_ms,
 											 TokenRow *row, char **problem);
 
 /* Writes new tokens to the user's row, taking its row lock if not held. */

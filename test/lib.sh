@@ -134,6 +134,7 @@ cluster_start() {
 		echo "fsync = off"
 		echo "synchronous_commit = off"
 		echo "max_worker_processes = 16"
+		echo "max_prepared_transactions = 5"
 		echo "log_line_prefix = '%m [%p] %u@%d '"
 		# The whole suite runs at debug5; 99_no_secrets_in_log.sh then
 		# greps the log for every token issued and for the secret.
