@@ -63,14 +63,15 @@ run_regress() {
 run_shell_tests() {
 	shell_passed=0
 	shell_failed=0
-	local t out rc n_ok n_not
+	local t out rc n_ok n_not start
 	for t in "$CAL_TOP"/test/t/${CAL_SHELL_TESTS:-*}.sh; do
 		[ -e "$t" ] || continue
-		echo "# $(basename "$t")"
 		set +e
-		out=$(bash "$t" 2>&1)
+		start=$SECONDS
+		out=$(bash ${CAL_TRACE:+-x} "$t" 2>&1)
 		rc=$?
 		set -e
+		echo "# $(basename "$t") ($((SECONDS - start)) s)"
 		printf '%s\n' "$out"
 		n_ok=$(grep -c '^ok ' <<<"$out" || true)
 		n_not=$(grep -c '^not ok ' <<<"$out" || true)
