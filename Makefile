@@ -10,6 +10,7 @@ OBJS = \
 	src/cal_refresh.o \
 	src/calcom_client.o \
 	src/calcom_parse.o \
+	src/curl_wait.o \
 	src/refresh.o \
 	src/secret_file.o \
 	src/token_store.o

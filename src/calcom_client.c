@@ -3,18 +3,17 @@
  * calcom_client.c
  *		Cal.com's refresh and force-refresh calls over libcurl.
  *
- * The wait is postgres_fdw's: libcurl's multi interface tells us which
- * sockets and which timer it needs (socket and timer callbacks), and the
- * backend sleeps in a WaitEventSet holding those sockets and its latch,
- * checking for interrupts at every wake-up.  A cancel, statement_timeout
- * or pg_terminate_backend therefore interrupts a call at once, which a
- * blocking curl_easy_perform cannot do.
+ * Each attempt runs on the backend's multi handle through curl_wait.c,
+ * so a cancel, statement_timeout or pg_terminate_backend interrupts it at
+ * once, which a blocking curl_easy_perform cannot do.  Here: the request
+ * (headers, body, options), retries within cal_refresh.timeout, and the
+ * classification of what came back.
  *
- * One multi handle and one easy handle live for the whole backend (in
- * libcurl's own memory, outside any transaction), so connections to
- * Cal.com are kept alive between calls.  If an error escapes mid-call the
- * handle is detached from the multi handle (closing that connection) and
- * the wait set is freed before the error propagates.
+ * One easy handle lives for the whole backend (in libcurl's own memory,
+ * outside any transaction); connections stay in the multi handle, kept
+ * alive between calls.  If an error escapes mid-call the handle is
+ * detached (closing that connection) and the wait set is freed before the
+ * error propagates.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,22 +26,10 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "utils/memutils.h"
 
 #include "calcom_client.h"
 #include "compat.h"
-
-/* curl rarely needs more than two sockets for one transfer. */
-#define CAL_MAX_SOCKETS 8
-
-/* Wake up at least this often even if curl set no timer: belt and braces. */
-#define CAL_MAX_SLEEP_MS 1000
-
-typedef struct CalWatchedSocket
-{
-	curl_socket_t fd;
-	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
-} CalWatchedSocket;
+#include "curl_wait.h"
 
 /* One request/response exchange; lives in the caller's memory context. */
 typedef struct CalTransfer
@@ -65,65 +52,8 @@ typedef struct CalTransfer
  * attempt's deadline anyway). */
 #define CAL_RETRY_AFTER_MAX_MS (3600 * 1000)
 
-static CURLM *cal_multi = NULL;
+/* One easy handle for the backend; connections live in the multi handle. */
 static CURL *cal_easy = NULL;
-
-/* What curl asked us to watch, kept by its callbacks. */
-static CalWatchedSocket watched[CAL_MAX_SOCKETS];
-static int	n_watched = 0;
-static bool watched_changed = false;
-static bool timer_armed = false;
-static int64 timer_due_ms = 0;
-
-/* Rebuilt whenever curl's sockets change: PG15 cannot remove an event. */
-static WaitEventSet *cal_wait_set = NULL;
-
-static int64
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* curl's socket callback: remember which sockets to wait on, and how. */
-static int
-calcom_client_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-						void *socketp)
-{
-	int			i;
-
-	for (i = 0; i < n_watched; i++)
-		if (watched[i].fd == fd)
-			break;
-	if (what == CURL_POLL_REMOVE)
-	{
-		if (i < n_watched)
-			watched[i] = watched[--n_watched];
-	}
-	else if (i < n_watched)
-		watched[i].what = what;
-	else if (n_watched < CAL_MAX_SOCKETS)
-	{
-		watched[n_watched].fd = fd;
-		watched[n_watched].what = what;
-		n_watched++;
-	}
-	else
-		return -1;				/* curl fails the transfer */
-	watched_changed = true;
-	return 0;
-}
-
-/* curl's timer callback: -1 disarms, otherwise "call me back in N ms". */
-static int
-calcom_client_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	timer_armed = timeout_ms >= 0;
-	timer_due_ms = monotonic_ms() + (timer_armed ? timeout_ms : 0);
-	return 0;
-}
 
 static size_t
 calcom_client_write_cb(char *data, size_t size, size_t nmemb, void *userp)
@@ -206,21 +136,8 @@ calcom_client_init(void)
 }
 
 static void
-calcom_client_ensure_handles(void)
+calcom_client_ensure_handle(void)
 {
-	if (cal_multi == NULL)
-	{
-		cal_multi = curl_multi_init();
-		if (cal_multi == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory"),
-					 errdetail("curl_multi_init() failed.")));
-		curl_multi_setopt(cal_multi, CURLMOPT_SOCKETFUNCTION,
-						  calcom_client_socket_cb);
-		curl_multi_setopt(cal_multi, CURLMOPT_TIMERFUNCTION,
-						  calcom_client_timer_cb);
-	}
 	if (cal_easy == NULL)
 	{
 		cal_easy = curl_easy_init();
@@ -230,98 +147,6 @@ calcom_client_ensure_handles(void)
 					 errmsg("out of memory"),
 					 errdetail("curl_easy_init() failed.")));
 	}
-}
-
-static void
-calcom_client_release_wait_set(void)
-{
-	if (cal_wait_set != NULL)
-		FreeWaitEventSet(cal_wait_set);
-	cal_wait_set = NULL;
-}
-
-static void
-calcom_client_rebuild_wait_set(void)
-{
-	MemoryContext oldcxt;
-	int			i;
-
-	calcom_client_release_wait_set();
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	cal_wait_set = cal_create_wait_event_set(n_watched + 2);
-	MemoryContextSwitchTo(oldcxt);
-
-	AddWaitEventToSet(cal_wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch,
-					  NULL);
-	AddWaitEventToSet(cal_wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET,
-					  NULL, NULL);
-	for (i = 0; i < n_watched; i++)
-	{
-		uint32		events = 0;
-
-		if (watched[i].what & CURL_POLL_IN)
-			events |= WL_SOCKET_READABLE;
-		if (watched[i].what & CURL_POLL_OUT)
-			events |= WL_SOCKET_WRITEABLE;
-		AddWaitEventToSet(cal_wait_set, events, watched[i].fd, NULL, NULL);
-	}
-	watched_changed = false;
-}
-
-/*
- * Drives the transfers attached to the multi handle until none is running.
- * Sleeps in the wait set; any interrupt raises here, through
- * CHECK_FOR_INTERRUPTS, with the caller's PG_FINALLY cleaning up.
- */
-static CURLMcode
-calcom_client_run(void)
-{
-	int			running = 0;
-	CURLMcode	mc;
-
-	mc = curl_multi_socket_action(cal_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	while (mc == CURLM_OK && running > 0)
-	{
-		WaitEvent	events[CAL_MAX_SOCKETS + 2];
-		long		sleep_ms = CAL_MAX_SLEEP_MS;
-		int			n;
-		int			i;
-
-		if (cal_wait_set == NULL || watched_changed)
-			calcom_client_rebuild_wait_set();
-		if (timer_armed)
-			sleep_ms = Min(sleep_ms, Max(timer_due_ms - monotonic_ms(), 0));
-
-		n = WaitEventSetWait(cal_wait_set, sleep_ms, events, lengthof(events),
-							 PG_WAIT_EXTENSION);
-		for (i = 0; i < n && mc == CURLM_OK; i++)
-		{
-			int			mask = 0;
-
-			if (events[i].events & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				continue;
-			}
-			if (events[i].events & WL_SOCKET_READABLE)
-				mask |= CURL_CSELECT_IN;
-			if (events[i].events & WL_SOCKET_WRITEABLE)
-				mask |= CURL_CSELECT_OUT;
-			if (mask != 0)
-				mc = curl_multi_socket_action(cal_multi, events[i].fd, mask,
-											  &running);
-		}
-		CHECK_FOR_INTERRUPTS();
-
-		if (mc == CURLM_OK && running > 0 &&
-			(n == 0 || (timer_armed && timer_due_ms <= monotonic_ms())))
-		{
-			timer_armed = false;
-			mc = curl_multi_socket_action(cal_multi, CURL_SOCKET_TIMEOUT, 0,
-										  &running);
-		}
-	}
-	return mc;
 }
 
 /* Appends a header line; false when libcurl is out of memory. */
@@ -539,7 +364,7 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 	CURLcode	code = CURLE_FAILED_INIT;
 
 	memset(result, 0, sizeof(*result));
-	calcom_client_ensure_handles();
+	calcom_client_ensure_handle();
 	transfer->request_body = request_body;
 	transfer->request_len = strlen(request_body);
 	transfer->retry_after_ms = -1;
@@ -552,13 +377,13 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 
 		calcom_client_build_headers(config, transfer);
 		calcom_client_set_options(config, url, budget_ms, transfer);
-		mc = curl_multi_add_handle(cal_multi, cal_easy);
+		mc = curl_multi_add_handle(curl_wait_multi(), cal_easy);
 		if (mc == CURLM_OK)
-			mc = calcom_client_run();
+			mc = curl_wait_run();
 		if (mc != CURLM_OK)
 			snprintf(transfer->curl_error, CURL_ERROR_SIZE, "libcurl: %s",
 					 curl_multi_strerror(mc));
-		while ((msg = curl_multi_info_read(cal_multi, &pending)) != NULL)
+		while ((msg = curl_multi_info_read(curl_wait_multi(), &pending)) != NULL)
 			if (msg->msg == CURLMSG_DONE && msg->easy_handle == cal_easy)
 				code = msg->data.result;
 		calcom_client_classify(config, code, transfer, result);
@@ -567,10 +392,8 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 	PG_FINALLY();
 	{
 		/* Mid-transfer, this closes the connection: it cannot be reused. */
-		curl_multi_remove_handle(cal_multi, cal_easy);
-		calcom_client_release_wait_set();
-		n_watched = 0;
-		timer_armed = false;
+		curl_multi_remove_handle(curl_wait_multi(), cal_easy);
+		curl_wait_reset();
 		calcom_client_free_headers(transfer);
 		explicit_bzero(transfer->body, sizeof(transfer->body));
 		pfree(transfer);
@@ -617,10 +440,10 @@ calcom_client_backoff_ms(int attempt)
 static void
 calcom_client_sleep(int ms)
 {
-	int64		until = monotonic_ms() + ms;
+	int64		until = curl_wait_now_ms() + ms;
 	int64		left;
 
-	while ((left = until - monotonic_ms()) > 0)
+	while ((left = until - curl_wait_now_ms()) > 0)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 (long) left, PG_WAIT_EXTENSION);
@@ -637,7 +460,7 @@ static void
 calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 				   const char *url, char *request_body, CalCallResult *result)
 {
-	int64		start = monotonic_ms();
+	int64		start = curl_wait_now_ms();
 	int64		deadline = start + config->timeout_ms;
 	int			attempt;
 
@@ -646,13 +469,13 @@ calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 		int			delay_ms;
 
 		calcom_client_attempt(config, url, request_body,
-							  (int) Max(deadline - monotonic_ms(), 1), result);
+							  (int) Max(deadline - curl_wait_now_ms(), 1), result);
 		if (result->outcome == CAL_OK || attempt >= config->max_retries ||
 			!calcom_client_should_retry(endpoint, result))
 			break;
 		delay_ms = result->retry_after_ms >= 0 ? result->retry_after_ms :
 			calcom_client_backoff_ms(attempt);
-		if (monotonic_ms() + delay_ms >= deadline)
+		if (curl_wait_now_ms() + delay_ms >= deadline)
 		{
 			size_t		used = strlen(result->message);
 
@@ -668,7 +491,7 @@ calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 		calcom_client_sleep(delay_ms);
 	}
 	result->attempts = attempt + 1;
-	result->elapsed_ms = (int) (monotonic_ms() - start);
+	result->elapsed_ms = (int) (curl_wait_now_ms() - start);
 	explicit_bzero(request_body, strlen(request_body));
 }
 
