@@ -479,28 +479,6 @@ token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
 	return TOKEN_STORE_OK;
 }
 
-TokenStoreStatus
-token_store_read_row(const char *table_name, const char *user_ulid,
-					 TokenRow *row, char **problem)
-{
-	MemoryContext caller_context = CurrentMemoryContext;
-	TokenStoreStatus status;
-	int			nest_level;
-
-	memset(row, 0, sizeof(*row));
-	nest_level = token_store_begin();
-	if (!token_store_resolve(table_name, problem))
-	{
-		*problem = MemoryContextStrdup(caller_context, *problem);
-		status = TOKEN_STORE_TABLE_INVALID;
-	}
-	else
-		status = token_store_fetch(token_table.read_plan, user_ulid,
-								   caller_context, row);
-	token_store_end(nest_level);
-	return status;
-}
-
 /*
  * The lock statement in a subtransaction, with PostgreSQL's lock_timeout
  * lowered to ours when ours is shorter, so that our timeout can be caught
@@ -555,9 +533,10 @@ token_store_lock_with_timeout(const char *user_ulid, int lock_timeout_ms,
 	return status;
 }
 
-TokenStoreStatus
-token_store_lock_row(const char *table_name, const char *user_ulid,
-					 int lock_timeout_ms, TokenRow *row, char **problem)
+/* The user's row, read plainly (lock_timeout_ms < 0) or locked. */
+static TokenStoreStatus
+token_store_get_row(const char *table_name, const char *user_ulid,
+					int lock_timeout_ms, TokenRow *row, char **problem)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	TokenStoreStatus status;
@@ -570,11 +549,29 @@ token_store_lock_row(const char *table_name, const char *user_ulid,
 		*problem = MemoryContextStrdup(caller_context, *problem);
 		status = TOKEN_STORE_TABLE_INVALID;
 	}
+	else if (lock_timeout_ms < 0)
+		status = token_store_fetch(token_table.read_plan, user_ulid,
+								   caller_context, row);
 	else
 		status = token_store_lock_with_timeout(user_ulid, lock_timeout_ms,
 											   caller_context, row);
 	token_store_end(nest_level);
 	return status;
+}
+
+TokenStoreStatus
+token_store_read_row(const char *table_name, const char *user_ulid,
+					 TokenRow *row, char **problem)
+{
+	return token_store_get_row(table_name, user_ulid, -1, row, problem);
+}
+
+TokenStoreStatus
+token_store_lock_row(const char *table_name, const char *user_ulid,
+					 int lock_timeout_ms, TokenRow *row, char **problem)
+{
+	return token_store_get_row(table_name, user_ulid, Max(lock_timeout_ms, 0),
+							   row, problem);
 }
 
 TokenStoreStatus

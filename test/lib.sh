@@ -183,6 +183,19 @@ cpsql() {
 		-U postgres -d "$db" "$@"
 }
 
+# make_test_db DB [EXPIRY_TYPE]: a database on the main cluster with the
+# extension and an empty "CalendarIntegration" table (the columns the
+# shell tests need; the expiry column timestamptz unless said otherwise).
+make_test_db() {
+	cpsql main postgres -c "CREATE DATABASE $1" >/dev/null
+	cpsql main "$1" >/dev/null <<SQL
+CREATE EXTENSION cal_refresh;
+CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
+	"calAccessToken" text, "calRefreshToken" text,
+	"calAccessTokenExpiresAt" ${2:-timestamptz}, "calManagedUserId" int);
+SQL
+}
+
 # --- assertions for test/t/*.sh: TAP-like lines the harness counts --------
 
 T_FAILED=0

@@ -6,12 +6,8 @@ set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
 db=t_cancel
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+make_test_db "$db"
 cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
 INSERT INTO public."CalendarIntegration" VALUES ('01CANCEL', 'a', 'rt-seed-701', now(), 701);
 SQL
 $CAL_STANDIN_CTL reset

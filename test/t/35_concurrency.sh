@@ -7,12 +7,8 @@ set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
 db=t_conc
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+make_test_db "$db" 'timestamp(3)'
 cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamp(3), "calManagedUserId" int);
 INSERT INTO public."CalendarIntegration"
 SELECT '01C' || lpad(i::text, 2, '0'), 'at-old', 'rt-seed-' || (1200 + i),
 	   now() AT TIME ZONE 'UTC' - interval '1 minute', 1200 + i

@@ -6,12 +6,8 @@ set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
 db=t_standby
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+make_test_db "$db"
 cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
 INSERT INTO public."CalendarIntegration" VALUES
 	('01SB', 'at-standby', 'rt-seed-1301', now() + interval '30 minutes', 1301);
 SQL

@@ -7,13 +7,7 @@ set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
 db=t_faults
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
-cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
-SQL
+make_test_db "$db"
 
 # run_case ENDPOINT NAME "FAULT ARGS" "SETTINGS" EXPECTED FORCE_TRIED ERROR_REGEX
 #   ENDPOINT refresh: the row holds a valid refresh token, and force refresh

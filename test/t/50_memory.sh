@@ -7,12 +7,8 @@ set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
 db=t_memory
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+make_test_db "$db"
 cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
 -- 01MEM refreshes; 01BAD fails twice over HTTP (refresh 400, force 404).
 INSERT INTO public."CalendarIntegration" VALUES
 	('01MEM', 'a', 'rt-seed-901', now(), 901),

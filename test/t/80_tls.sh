@@ -31,12 +31,8 @@ tls_ctl() { CAL_STANDIN_URL=$tls_url $CAL_STANDIN_CTL "$@"; }
 tls_ctl seed 1101 rt-seed-1101
 
 db=t_tls
-cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
+make_test_db "$db"
 cpsql main "$db" >/dev/null <<'SQL'
-CREATE EXTENSION cal_refresh;
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
 INSERT INTO public."CalendarIntegration" VALUES ('01TLS', 'a', 'rt-seed-1101', now(), 1101);
 SQL
 
