@@ -11,6 +11,7 @@ OBJS = \
 	src/calcom_client.o \
 	src/calcom_parse.o \
 	src/curl_wait.o \
+	src/rate_limit.o \
 	src/refresh.o \
 	src/secret_file.o \
 	src/token_store.o

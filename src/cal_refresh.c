@@ -26,6 +26,7 @@
 
 #include "calcom_parse.h"
 #include "compat.h"
+#include "rate_limit.h"
 #include "refresh.h"
 #include "secret_file.h"
 #include "token_store.h"
@@ -48,6 +49,7 @@ static int	cal_timeout_ms = 10000;
 static int	cal_connect_timeout_ms = 3000;
 static int	cal_max_retries = 2;
 static int	cal_lock_timeout_ms = 5000;
+static int	cal_max_requests_per_minute = 400;
 
 /*
  * Only a library loaded at server start protects api_url and table_name
@@ -185,8 +187,19 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.max_requests_per_minute",
+							"Requests to Cal.com per minute, for the whole cluster.",
+							"Cal.com allows 500 a minute per OAuth client; 0 lifts "
+							"the limit.",
+							&cal_max_requests_per_minute,
+							400, 0, 100000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
+	if (loaded_at_server_start)
+		rate_limit_init();
 	calcom_client_init();
 }
 
@@ -239,6 +252,7 @@ cal_settings_to_config(RefreshConfig *config, CalResult *result)
 	config->client.timeout_ms = cal_timeout_ms;
 	config->client.connect_timeout_ms = cal_connect_timeout_ms;
 	config->client.max_retries = cal_max_retries;
+	config->client.max_requests_per_minute = cal_max_requests_per_minute;
 	return true;
 }
 

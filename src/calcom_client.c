@@ -30,6 +30,7 @@
 #include "calcom_client.h"
 #include "compat.h"
 #include "curl_wait.h"
+#include "rate_limit.h"
 
 /* One request/response exchange; lives in the caller's memory context. */
 typedef struct CalTransfer
@@ -39,6 +40,7 @@ typedef struct CalTransfer
 	size_t		request_len;
 	size_t		request_offset; /* how much the read callback handed out */
 	int			retry_after_ms; /* from a Retry-After header, or -1 */
+	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
 	size_t		body_len;
 	bool		body_over_cap;
 	char		curl_error[CURL_ERROR_SIZE];
@@ -91,37 +93,64 @@ calcom_client_read_cb(char *buffer, size_t size, size_t nitems, void *userp)
 	return n;
 }
 
-/* Picks Retry-After (seconds or an HTTP date) out of the response headers. */
+/*
+ * If the header line data (n bytes) is "name: value", copies the value,
+ * trimmed, into value (value_size bytes) and returns true.
+ */
+static bool
+calcom_client_header_value(const char *data, size_t n, const char *name,
+						   char *value, size_t value_size)
+{
+	size_t		name_len = strlen(name);
+	size_t		len;
+
+	if (n <= name_len || pg_strncasecmp(data, name, name_len) != 0)
+		return false;
+	len = Min(n - name_len, value_size - 1);
+	memcpy(value, data + name_len, len);
+	while (len > 0 && isspace((unsigned char) value[len - 1]))
+		len--;
+	value[len] = '\0';
+	return true;
+}
+
+/*
+ * Picks Retry-After (seconds or an HTTP date) and Cal.com's remaining
+ * request count out of the response headers.
+ */
 static size_t
 calcom_client_header_cb(char *data, size_t size, size_t nitems, void *userp)
 {
 	CalTransfer *transfer = (CalTransfer *) userp;
 	size_t		n = size * nitems;
-	static const char name[] = "retry-after:";
 	char		value[64];
-	size_t		len;
 	char	   *end;
-	long		seconds;
+	long		number;
 
-	if (n <= sizeof(name) - 1 || pg_strncasecmp(data, name, sizeof(name) - 1) != 0)
-		return n;
-	len = Min(n - (sizeof(name) - 1), sizeof(value) - 1);
-	memcpy(value, data + sizeof(name) - 1, len);
-	while (len > 0 && isspace((unsigned char) value[len - 1]))
-		len--;
-	value[len] = '\0';
-	seconds = strtol(value, &end, 10);
-	if (end != value && seconds >= 0 && *end == '\0')
-		transfer->retry_after_ms = (int) Min((int64) seconds * 1000,
-											 CAL_RETRY_AFTER_MAX_MS);
-	else
+	if (calcom_client_header_value(data, n, "retry-after:", value,
+								   sizeof(value)))
 	{
-		time_t		when = curl_getdate(value, NULL);
+		number = strtol(value, &end, 10);
+		if (end != value && number >= 0 && *end == '\0')
+			transfer->retry_after_ms = (int) Min((int64) number * 1000,
+												 CAL_RETRY_AFTER_MAX_MS);
+		else
+		{
+			time_t		when = curl_getdate(value, NULL);
 
-		if (when > 0)
-			transfer->retry_after_ms = (int)
-				Min(Max((int64) (when - time(NULL)) * 1000, 0),
-					CAL_RETRY_AFTER_MAX_MS);
+			if (when > 0)
+				transfer->retry_after_ms = (int)
+					Min(Max((int64) (when - time(NULL)) * 1000, 0),
+						CAL_RETRY_AFTER_MAX_MS);
+		}
+	}
+	else if (calcom_client_header_value(data, n,
+										"x-ratelimit-remaining-default:",
+										value, sizeof(value)))
+	{
+		number = strtol(value, &end, 10);
+		if (end != value && number >= 0 && *end == '\0')
+			transfer->ratelimit_remaining = (int) Min(number, INT_MAX);
 	}
 	return n;
 }
@@ -368,6 +397,7 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 	transfer->request_body = request_body;
 	transfer->request_len = strlen(request_body);
 	transfer->retry_after_ms = -1;
+	transfer->ratelimit_remaining = -1;
 
 	PG_TRY();
 	{
@@ -388,6 +418,10 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 				code = msg->data.result;
 		calcom_client_classify(config, code, transfer, result);
 		result->retry_after_ms = transfer->retry_after_ms;
+		rate_limit_feedback(config->max_requests_per_minute,
+							result->http_status == 429,
+							transfer->retry_after_ms,
+							transfer->ratelimit_remaining);
 	}
 	PG_FINALLY();
 	{
@@ -453,6 +487,33 @@ calcom_client_sleep(int ms)
 }
 
 /*
+ * The result when the cluster's request budget has no slot before the
+ * endpoint's deadline.  After a failed attempt, that attempt's outcome
+ * stands, with a note; before any, it is a timeout with nothing sent.
+ */
+static void
+calcom_client_no_slot(const CalClientConfig *config, int attempt,
+					  CalCallResult *result)
+{
+	size_t		used;
+
+	if (attempt == 0)
+	{
+		memset(result, 0, sizeof(*result));
+		result->outcome = CAL_TIMEOUT;
+		result->retry_after_ms = -1;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "no request slot within cal_refresh.timeout "
+				 "(cal_refresh.max_requests_per_minute = %d)",
+				 config->max_requests_per_minute);
+		return;
+	}
+	used = strlen(result->message);
+	snprintf(result->message + used, CAL_MESSAGE_MAX - used,
+			 " (no retry: no request slot within cal_refresh.timeout)");
+}
+
+/*
  * One endpoint's call: attempts and retries, all within config->timeout_ms
  * (no retry starts that could not finish in time).  Wipes request_body.
  */
@@ -467,6 +528,18 @@ calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 	for (attempt = 0;; attempt++)
 	{
 		int			delay_ms;
+		int64		slot_wait_us;
+
+		/* Every request takes a slot of the cluster's budget first. */
+		slot_wait_us = rate_limit_reserve(config->max_requests_per_minute,
+										  deadline * 1000);
+		if (slot_wait_us < 0)
+		{
+			calcom_client_no_slot(config, attempt, result);
+			break;
+		}
+		if (slot_wait_us > 0)
+			calcom_client_sleep((int) ((slot_wait_us + 999) / 1000));
 
 		calcom_client_attempt(config, url, request_body,
 							  (int) Max(deadline - curl_wait_now_ms(), 1), result);

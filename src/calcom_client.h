@@ -24,6 +24,7 @@ typedef struct CalClientConfig
 	int			timeout_ms;		/* one endpoint, retries included */
 	int			connect_timeout_ms;
 	int			max_retries;	/* after 429, 5xx, resets (see .c) */
+	int			max_requests_per_minute;	/* cluster-wide; 0: unlimited */
 } CalClientConfig;
 
 typedef enum CalEndpoint

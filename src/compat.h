@@ -31,6 +31,11 @@
 #define cal_random_fraction() ((double) random() / ((double) MAX_RANDOM_VALUE + 1))
 #endif
 
+/* PostgreSQL 15 asks for shared memory from a hook, not from _PG_init. */
+#if PG_VERSION_NUM >= 150000
+#define CAL_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
 /* PostgreSQL 15 renamed EmitWarningsOnPlaceholders and made it stricter. */
 #if PG_VERSION_NUM < 150000
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)

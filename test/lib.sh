@@ -142,6 +142,8 @@ cluster_start() {
 		echo "cal_refresh.client_id = '$CAL_CLIENT_ID'"
 		echo "cal_refresh.secret_key_file = '$CAL_SECRET_FILE'"
 		echo "cal_refresh.api_url = '$CAL_STANDIN_URL'"
+		# The stand-in has no rate limit; the rate-limit test sets its own.
+		echo "cal_refresh.max_requests_per_minute = 0"
 		if [ "$preload" = yes ]; then
 			echo "shared_preload_libraries = 'cal_refresh'"
 		fi

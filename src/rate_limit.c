@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * rate_limit.c
+ *		The cluster-wide request budget, in shared memory.
+ *
+ * Cal.com allows 500 requests a minute per OAuth client, shared by every
+ * session and job of the cluster, so the budget lives in shared memory
+ * (the library is preloaded).  It is a generic cell rate algorithm: one
+ * "theoretical arrival time" advanced by 60/rate seconds per request, with
+ * a burst of RATE_LIMIT_BURST.  A request that must wait reserves its slot
+ * first and then sleeps, so waiters are served in order without holding
+ * any lock while they sleep.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+
+#include "compat.h"
+#include "rate_limit.h"
+
+/* When Cal.com says fewer than this many requests remain, slow down. */
+#define RATE_LIMIT_LOW_REMAINING 10
+
+/* A 429 without Retry-After pauses everyone this long. */
+#define RATE_LIMIT_429_PAUSE_US (1000 * 1000)
+
+typedef struct RateLimitShared
+{
+	slock_t		mutex;
+	int64		next_slot_us;	/* when the next request may go, burst aside */
+} RateLimitShared;
+
+static RateLimitShared *rate_shared = NULL;
+
+#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+int64
+rate_limit_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
+static void
+rate_limit_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RateLimitShared)));
+}
+#endif
+
+static void
+rate_limit_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	rate_shared = ShmemInitStruct("cal_refresh rate limit",
+								  sizeof(RateLimitShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&rate_shared->mutex);
+		rate_shared->next_slot_us = 0;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+rate_limit_init(void)
+{
+#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = rate_limit_shmem_request;
+#else
+	RequestAddinShmemSpace(MAXALIGN(sizeof(RateLimitShared)));
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = rate_limit_shmem_startup;
+}
+
+int64
+rate_limit_reserve(int per_minute, int64 deadline_us)
+{
+	int64		interval_us;
+	int64		now_us;
+	int64		slot_us;
+	int64		earliest_us;
+
+	if (per_minute <= 0 || rate_shared == NULL)
+		return 0;
+	interval_us = INT64CONST(60000000) / per_minute;
+	now_us = rate_limit_now_us();
+
+	SpinLockAcquire(&rate_shared->mutex);
+	slot_us = Max(rate_shared->next_slot_us, now_us);
+	earliest_us = slot_us - (RATE_LIMIT_BURST - 1) * interval_us;
+	if (earliest_us > deadline_us)
+	{
+		SpinLockRelease(&rate_shared->mutex);
+		return -1;
+	}
+	rate_shared->next_slot_us = slot_us + interval_us;
+	SpinLockRelease(&rate_shared->mutex);
+
+	return Max(earliest_us - now_us, 0);
+}
+
+void
+rate_limit_feedback(int per_minute, bool throttled, int retry_after_ms,
+					int remaining)
+{
+	int64		now_us;
+	int64		pause_until_us;
+
+	if (per_minute <= 0 || rate_shared == NULL)
+		return;
+	now_us = rate_limit_now_us();
+	if (throttled)
+		pause_until_us = now_us + (retry_after_ms >= 0 ?
+								   (int64) retry_after_ms * 1000 :
+								   RATE_LIMIT_429_PAUSE_US);
+	else if (remaining >= 0 && remaining < RATE_LIMIT_LOW_REMAINING)
+		pause_until_us = now_us + (INT64CONST(60000000) / per_minute) *
+			(RATE_LIMIT_LOW_REMAINING - remaining);
+	else
+		return;
+
+	SpinLockAcquire(&rate_shared->mutex);
+	rate_shared->next_slot_us = Max(rate_shared->next_slot_us, pause_until_us);
+	SpinLockRelease(&rate_shared->mutex);
+}
