@@ -61,6 +61,7 @@ typedef struct TokenTable
 	bool		has_managed_user_id;
 	ExpiryKind	updated_at;		/* EXPIRY_MILLISECONDS is not accepted */
 	SPIPlanPtr	read_plan;		/* the row, no lock */
+	SPIPlanPtr	try_lock_plan;	/* the row, FOR UPDATE SKIP LOCKED */
 	SPIPlanPtr	lock_plan;		/* the row, FOR UPDATE */
 	SPIPlanPtr	write_plan;
 } TokenTable;
@@ -274,6 +275,8 @@ prepare_statements(const char *qualified_name)
 	t->read_plan = prepare_kept(sql.data, 1, lock_types);
 	appendStringInfoString(&sql, " FOR UPDATE");
 	t->lock_plan = prepare_kept(sql.data, 1, lock_types);
+	appendStringInfoString(&sql, " SKIP LOCKED");
+	t->try_lock_plan = prepare_kept(sql.data, 1, lock_types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "UPDATE %s SET %s = $2, %s = $3, %s = ",
@@ -328,6 +331,8 @@ token_store_resolve(const char *table_name, char **problem)
 		SPI_freeplan(t->read_plan);
 	if (t->lock_plan != NULL)
 		SPI_freeplan(t->lock_plan);
+	if (t->try_lock_plan != NULL)
+		SPI_freeplan(t->try_lock_plan);
 	if (t->write_plan != NULL)
 		SPI_freeplan(t->write_plan);
 	memset(t, 0, sizeof(*t));
@@ -480,10 +485,12 @@ token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
 }
 
 /*
- * The lock statement in a subtransaction, with PostgreSQL's lock_timeout
- * lowered to ours when ours is shorter, so that our timeout can be caught
- * and reported as TOKEN_STORE_BUSY; a shorter lock_timeout of the
- * session's own still raises 55P03, as the session asked.
+ * Locks the user's row.  Uncontended, one SKIP LOCKED statement does it.
+ * Otherwise (locked elsewhere, or absent) the waiting statement runs; when
+ * our cal_refresh.lock_timeout is shorter than PostgreSQL's lock_timeout,
+ * it runs in a subtransaction with lock_timeout lowered to ours, so that
+ * our timeout can be caught and reported as TOKEN_STORE_BUSY; a shorter
+ * lock_timeout of the session's own still raises 55P03, as asked.
  */
 static TokenStoreStatus
 token_store_lock_with_timeout(const char *user_ulid, int lock_timeout_ms,
@@ -491,23 +498,28 @@ token_store_lock_with_timeout(const char *user_ulid, int lock_timeout_ms,
 {
 	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext context = CurrentMemoryContext;
-	volatile TokenStoreStatus status = TOKEN_STORE_OK;
+	volatile TokenStoreStatus status;
 	bool		ours_is_shorter = lock_timeout_ms > 0 &&
 		(LockTimeout == 0 || lock_timeout_ms < LockTimeout);
+
+	status = token_store_fetch(token_table.try_lock_plan, user_ulid,
+							   caller_context, row);
+	if (status == TOKEN_STORE_OK)
+		return status;
+	if (!ours_is_shorter)
+		return token_store_fetch(token_table.lock_plan, user_ulid,
+								 caller_context, row);
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(context);
 	PG_TRY();
 	{
-		if (ours_is_shorter)
-		{
-			char		value[32];
+		char		value[32];
 
-			snprintf(value, sizeof(value), "%d", lock_timeout_ms);
-			(void) set_config_option("lock_timeout", value, PGC_USERSET,
-									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-									 false);
-		}
+		snprintf(value, sizeof(value), "%d", lock_timeout_ms);
+		(void) set_config_option("lock_timeout", value, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
 		status = token_store_fetch(token_table.lock_plan, user_ulid,
 								   caller_context, row);
 		ReleaseCurrentSubTransaction();
@@ -524,7 +536,7 @@ token_store_lock_with_timeout(const char *user_ulid, int lock_timeout_ms,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(context);
 		CurrentResourceOwner = owner;
-		if (!(ours_is_shorter && error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE))
+		if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			ReThrowError(error);
 		FreeErrorData(error);
 		status = TOKEN_STORE_BUSY;
