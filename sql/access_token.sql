@@ -51,7 +51,8 @@ SELECT try(statement) FROM (VALUES
 	($$SELECT cal_access_token(NULL)$$),
 	($$SELECT cal_access_token('01TOK', NULL)$$),
 	($$SELECT cal_access_token('01TOK', '-1 minute')$$),
-	($$SELECT cal_access_token('01TOK', '8 days')$$),
+	($$SELECT cal_access_token('01TOK', '56 minutes')$$),
+	($$SELECT cal_access_token('01TOK', '1 day')$$),
 	($$SELECT cal_access_token('')$$),
 	($$SELECT cal_access_token('01NOBODY')$$)
 ) AS v(statement);
@@ -70,13 +71,16 @@ SELECT cal_access_token('01TOK') IS NOT NULL AS refreshed_again;
 
 -- Read-only transactions (and standbys) get the stored token while it is
 -- good; a refresh is refused with 25006 before any call.
+UPDATE public."CalendarIntegration"
+SET "calAccessTokenExpiresAt" = now() AT TIME ZONE 'UTC' + interval '30 minutes'
+WHERE "userUlid" = '01TOK';
 \! $CAL_STANDIN_CTL reset
 BEGIN READ ONLY;
 SELECT cal_access_token('01TOK') IS NOT NULL AS served_read_only;
-SELECT try($$SELECT cal_access_token('01TOK', '2 hours')$$);
+SELECT try($$SELECT cal_access_token('01TOK', '45 minutes')$$);
 ROLLBACK;
 SET default_transaction_read_only = on;
-SELECT try($$SELECT cal_access_token('01TOK', '2 hours')$$);
+SELECT try($$SELECT cal_access_token('01TOK', '45 minutes')$$);
 SELECT try($$SELECT cal_refresh_user_tokens('01TOK')$$);
 RESET default_transaction_read_only;
 \! $CAL_STANDIN_CTL calls

@@ -85,5 +85,10 @@ SELECT error_code, error FROM cal_refresh_user_tokens('01JSON_RT');
 \! $CAL_STANDIN_CTL calls
 SELECT table_digest() = :'digest_before' AS no_row_changed;
 
+-- A server (a careless proxy, say) that quotes the request back, secret
+-- and refresh token included, after a long preamble: its text is withheld.
+\! $CAL_STANDIN_CTL fault any echo --status 400 --count 2
+SELECT error_code, error FROM cal_refresh_user_tokens('01HOST');
+
 -- After all that, the seeded user still refreshes.
 SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01HOST') r;

@@ -97,6 +97,21 @@ SELECT try(statement) FROM (VALUES
 SELECT "calAccessToken", "calRefreshToken" FROM public."CalendarIntegration"
 WHERE "userUlid" = '01UPD';
 
+-- When the application's own constraint rejects the new tokens, the error
+-- does not show the failing row (it would hold them).
+CREATE TABLE public.tok_checked (
+	"userUlid" text PRIMARY KEY,
+	"calAccessToken" text,
+	"calRefreshToken" text CHECK (length("calRefreshToken") < 10),
+	"calAccessTokenExpiresAt" timestamptz
+);
+INSERT INTO public.tok_checked VALUES ('01CHK', 'a', 'b', now());
+SET cal_refresh.table_name = 'public.tok_checked';
+\set VERBOSITY default
+SELECT cal_update_tokens('01CHK', 'secret-access', 'secret-refresh-token', now());
+\set VERBOSITY terse
+RESET cal_refresh.table_name;
+
 -- A refresh token never comes back in the result.
 SELECT count(*) AS result_columns_named_refresh_token
 FROM pg_attribute

@@ -33,6 +33,9 @@
 
 PG_MODULE_MAGIC;
 
+/* The most cal_access_token may ask of a token that lives 60 minutes. */
+#define CAL_MIN_VALIDITY_MAX_USECS (55 * USECS_PER_MINUTE)
+
 /* A user key longer than this is not a key. */
 #define CAL_USER_ULID_MAX 1024
 
@@ -471,14 +474,13 @@ cal_update_tokens_ms(PG_FUNCTION_ARGS)
 
 /* The SQLSTATE cal_access_token raises for a failure's error_code. */
 static int
-cal_error_sqlstate(const char *error_code, const char *error)
+cal_error_sqlstate(const char *error_code, bool over_size_cap)
 {
 	if (strcmp(error_code, CAL_ERR_BUSY) == 0)
 		return ERRCODE_LOCK_NOT_AVAILABLE;
 	if (strcmp(error_code, CAL_ERR_USER_NOT_FOUND) == 0)
 		return ERRCODE_NO_DATA_FOUND;
-	if (strcmp(error_code, CAL_ERR_BAD_RESPONSE) == 0 &&
-		strstr(error, "larger than") != NULL)
+	if (over_size_cap)
 		return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 	if (strcmp(error_code, CAL_ERR_CALCOM_REJECTED) == 0 ||
 		strcmp(error_code, CAL_ERR_CALCOM_UNAVAILABLE) == 0 ||
@@ -515,10 +517,13 @@ cal_access_token(PG_FUNCTION_ARGS)
 	min_validity_us = min_validity->time +
 		(int64) min_validity->day * USECS_PER_DAY +
 		(int64) min_validity->month * DAYS_PER_MONTH * USECS_PER_DAY;
-	if (min_validity_us < 0 || min_validity_us > 7 * USECS_PER_DAY)
+	/* Cal.com's tokens live an hour: asking for more would always refresh. */
+	if (min_validity_us < 0 || min_validity_us > CAL_MIN_VALIDITY_MAX_USECS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("min_validity must be between 0 and 7 days")));
+				 errmsg("min_validity must be between 0 and 55 minutes"),
+				 errdetail("Cal.com access tokens live 60 minutes; a longer "
+						   "min_validity could never be met.")));
 
 	result.user_ulid = user_ulid;
 	if (cal_settings_to_config(&config, &result))
@@ -533,7 +538,8 @@ cal_access_token(PG_FUNCTION_ARGS)
 				 errdetail("%s: %s", result.error_code, result.error)));
 	else if (!result.success)
 		ereport(ERROR,
-				(errcode(cal_error_sqlstate(result.error_code, result.error)),
+				(errcode(cal_error_sqlstate(result.error_code,
+											result.over_size_cap)),
 				 errmsg("could not get a Cal.com access token for user \"%s\"",
 						user_ulid),
 				 errdetail("%s: %s", result.error_code, result.error)));

@@ -41,6 +41,7 @@ typedef struct CalTransfer
 	size_t		request_offset; /* how much the read callback handed out */
 	int			retry_after_ms; /* from a Retry-After header, or -1 */
 	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
+	const char *refresh_token;	/* the one sent, if any: never echoed back */
 	size_t		body_len;
 	bool		body_over_cap;
 	char		curl_error[CURL_ERROR_SIZE];
@@ -297,6 +298,14 @@ calcom_client_timeout_phase(bool request_sent, bool https)
 	return "sending the request";
 }
 
+/* Does the response body contain needle (a secret) anywhere? */
+static bool
+calcom_client_body_quotes(const CalTransfer *transfer, const char *needle)
+{
+	return needle != NULL && needle[0] != '\0' &&
+		memmem(transfer->body, transfer->body_len, needle, strlen(needle)) != NULL;
+}
+
 /* Turns a finished (or failed) transfer into a CalCallResult. */
 static void
 calcom_client_classify(const CalClientConfig *config, CURLcode code,
@@ -314,9 +323,14 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 	result->request_sent = request_size > 0;
 	result->elapsed_ms = (int) (total_us / 1000);
 
-	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap)
+	result->body_over_cap = transfer->body_over_cap;
+	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap &&
+		(status < 300 || status >= 400))
 	{
-		result->outcome = CAL_BAD_RESPONSE;
+		/* Too big to read: an error status still says what happened. */
+		result->outcome = status >= 400 ?
+			(status == 429 || status >= 500 ? CAL_UNAVAILABLE : CAL_REJECTED) :
+			CAL_BAD_RESPONSE;
 		snprintf(result->message, CAL_MESSAGE_MAX,
 				 "HTTP %ld: response body larger than %d kB", status,
 				 CAL_BODY_MAX / 1024);
@@ -371,12 +385,14 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 			result->outcome = CAL_REJECTED;
 		else
 			result->outcome = CAL_BAD_RESPONSE;
-		calcom_describe_error(transfer->body, transfer->body_len,
-							  description, sizeof(description));
-		/* A server that echoes the secret back gets its text withheld. */
-		if (strstr(description, config->secret_key) != NULL)
+		/* A body that quotes a credential back is not described at all. */
+		if (calcom_client_body_quotes(transfer, config->secret_key) ||
+			calcom_client_body_quotes(transfer, transfer->refresh_token))
 			snprintf(description, sizeof(description),
 					 "error description withheld: it quoted a credential");
+		else
+			calcom_describe_error(transfer->body, transfer->body_len,
+								  description, sizeof(description));
 		snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
 				 status, description);
 	}
@@ -386,8 +402,8 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 /* One attempt: a POST of body to url, within budget_ms. */
 static void
 calcom_client_attempt(const CalClientConfig *config, const char *url,
-					  const char *request_body, int budget_ms,
-					  CalCallResult *result)
+					  const char *request_body, const char *refresh_token,
+					  int budget_ms, CalCallResult *result)
 {
 	CalTransfer *transfer = palloc0(sizeof(CalTransfer));
 	CURLcode	code = CURLE_FAILED_INIT;
@@ -396,6 +412,7 @@ calcom_client_attempt(const CalClientConfig *config, const char *url,
 	calcom_client_ensure_handle();
 	transfer->request_body = request_body;
 	transfer->request_len = strlen(request_body);
+	transfer->refresh_token = refresh_token;
 	transfer->retry_after_ms = -1;
 	transfer->ratelimit_remaining = -1;
 
@@ -486,6 +503,13 @@ calcom_client_sleep(int ms)
 	}
 }
 
+/* The least time worth starting an attempt with. */
+static int
+calcom_client_min_attempt_ms(const CalClientConfig *config)
+{
+	return Min(config->connect_timeout_ms, config->timeout_ms / 2);
+}
+
 /*
  * The result when the cluster's request budget has no slot before the
  * endpoint's deadline.  After a failed attempt, that attempt's outcome
@@ -519,7 +543,8 @@ calcom_client_no_slot(const CalClientConfig *config, int attempt,
  */
 static void
 calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
-				   const char *url, char *request_body, CalCallResult *result)
+				   const char *url, char *request_body,
+				   const char *refresh_token, CalCallResult *result)
 {
 	int64		start = curl_wait_now_ms();
 	int64		deadline = start + config->timeout_ms;
@@ -530,9 +555,13 @@ calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 		int			delay_ms;
 		int64		slot_wait_us;
 
-		/* Every request takes a slot of the cluster's budget first. */
+		/*
+		 * Every request takes a slot of the cluster's budget first, one that
+		 * leaves time for the attempt: a refresh cut short once sent would
+		 * cost a needless force refresh.
+		 */
 		slot_wait_us = rate_limit_reserve(config->max_requests_per_minute,
-										  deadline * 1000);
+										  (deadline - calcom_client_min_attempt_ms(config)) * 1000);
 		if (slot_wait_us < 0)
 		{
 			calcom_client_no_slot(config, attempt, result);
@@ -541,7 +570,7 @@ calcom_client_post(const CalClientConfig *config, CalEndpoint endpoint,
 		if (slot_wait_us > 0)
 			calcom_client_sleep((int) ((slot_wait_us + 999) / 1000));
 
-		calcom_client_attempt(config, url, request_body,
+		calcom_client_attempt(config, url, request_body, refresh_token,
 							  (int) Max(deadline - curl_wait_now_ms(), 1), result);
 		if (result->outcome == CAL_OK || attempt >= config->max_retries ||
 			!calcom_client_should_retry(endpoint, result))
@@ -600,7 +629,8 @@ calcom_client_refresh(const CalClientConfig *config,
 
 	url = psprintf("%s/v2/oauth/%s/refresh", calcom_client_base_url(config),
 				   config->client_id);
-	calcom_client_post(config, CAL_ENDPOINT_REFRESH, url, body.data, result);
+	calcom_client_post(config, CAL_ENDPOINT_REFRESH, url, body.data,
+					   refresh_token, result);
 }
 
 void
@@ -613,7 +643,7 @@ calcom_client_force_refresh(const CalClientConfig *config,
 				   calcom_client_base_url(config), config->client_id,
 				   managed_user_id);
 	calcom_client_post(config, CAL_ENDPOINT_FORCE_REFRESH, url, pstrdup(""),
-					   result);
+					   NULL, result);
 }
 
 const char *

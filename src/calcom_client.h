@@ -48,6 +48,7 @@ typedef struct CalCallResult
 	CalOutcome	outcome;
 	long		http_status;	/* 0 when no response arrived */
 	bool		request_sent;	/* Cal.com may have acted on it */
+	bool		body_over_cap;	/* the response was cut at CAL_BODY_MAX */
 	int			attempts;
 	int			elapsed_ms;		/* all attempts and waits */
 	int			retry_after_ms; /* Cal.com's Retry-After, or -1 */

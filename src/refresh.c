@@ -77,6 +77,16 @@ refresh_error_code(CalOutcome outcome)
 	return CAL_ERR_BAD_RESPONSE;
 }
 
+/* The result of a failed Cal.com call, which decides the error_code. */
+static void
+refresh_set_call_failure(CalResult *result, const CalCallResult *call,
+						 const char *error)
+{
+	refresh_set_failure(result, refresh_error_code(call->outcome), error);
+	result->over_size_cap = call->outcome == CAL_BAD_RESPONSE &&
+		call->body_over_cap;
+}
+
 /*
  * After a failed refresh, is the stored refresh token unusable or its fate
  * unknown?  Then only force refresh can help.  Not after 401/403 (force
@@ -206,8 +216,9 @@ refresh_locked_row(const RefreshConfig *config, const char *user_ulid,
 		}
 		if (!refresh_should_fall_back(call))
 		{
-			refresh_set_failure(result, refresh_error_code(call->outcome),
-								psprintf("refresh failed: %s", call->message));
+			refresh_set_call_failure(result, call,
+									 psprintf("refresh failed: %s",
+											  call->message));
 			return;
 		}
 		why_force = psprintf("refresh failed: %s", call->message);
@@ -243,9 +254,9 @@ refresh_locked_row(const RefreshConfig *config, const char *user_ulid,
 	if (call->outcome == CAL_OK)
 		refresh_store(config, user_ulid, &call->tokens, "force_refresh", result);
 	else
-		refresh_set_failure(result, refresh_error_code(call->outcome),
-							psprintf("%s; force refresh failed: %s",
-									 why_force, call->message));
+		refresh_set_call_failure(result, call,
+								 psprintf("%s; force refresh failed: %s",
+										  why_force, call->message));
 	explicit_bzero(call, sizeof(CalCallResult));
 }
 
@@ -320,7 +331,8 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 									  &problem);
 		if (status != TOKEN_STORE_OK)
 			refresh_set_store_failure(result, status, problem);
-		else if (refresh_token_valid_until(&locked, now + min_validity_us))
+		else if (refresh_token_valid_until(&locked,
+										   GetCurrentTimestamp() + min_validity_us))
 		{
 			/* Refreshed by the session whose lock we waited for. */
 			refresh_set_stored(result, &locked);
@@ -334,7 +346,8 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 	}
 
 	/* Better a token that still works than none at all. */
-	if (!result->success && refresh_token_valid_until(&row, now))
+	if (!result->success &&
+		refresh_token_valid_until(&row, GetCurrentTimestamp()))
 	{
 		*stored_token_returned = true;
 		result->access_token = row.access_token;

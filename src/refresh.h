@@ -40,6 +40,7 @@ typedef struct CalResult
 	TimestampTz refresh_expires_at;
 	const char *error_code;
 	const char *error;
+	bool		over_size_cap;	/* the failing response was over the cap */
 } CalResult;
 
 /* Everything a refresh needs, already read from settings. */

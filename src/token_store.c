@@ -434,7 +434,8 @@ token_store_begin(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET,
+	/* pg_temp listed last, or it would be searched first for types. */
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	return nest_level;
 }
@@ -586,6 +587,37 @@ token_store_lock_row(const char *table_name, const char *user_ulid,
 							   row, problem);
 }
 
+/*
+ * Runs the UPDATE.  Should the application's constraints or triggers
+ * reject it, PostgreSQL's error would show the new row ("Failing row
+ * contains ..."), tokens included: the error goes on without that detail.
+ */
+static int
+token_store_execute_write(Datum *args, const char *nulls)
+{
+	MemoryContext context = CurrentMemoryContext;
+	volatile int rc = 0;
+
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(token_table.write_plan, args, nulls, false, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		if (error->detail != NULL)
+			error->detail = pstrdup("The new row is not shown: it holds tokens.");
+		error->detail_log = NULL;
+		ReThrowError(error);
+	}
+	PG_END_TRY();
+	return rc;
+}
+
 TokenStoreStatus
 token_store_write(const char *table_name, const TokenUpdate *update,
 				  char **problem)
@@ -613,7 +645,7 @@ token_store_write(const char *table_name, const TokenUpdate *update,
 		args[4] = TimestampTzGetDatum(update->refresh_expires_at);
 		if (!update->has_refresh_expiry)
 			nulls[4] = 'n';
-		rc = SPI_execute_plan(token_table.write_plan, args, nulls, false, 0);
+		rc = token_store_execute_write(args, nulls);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "SPI_execute_plan failed: %s",
 				 SPI_result_code_string(rc));

@@ -53,7 +53,7 @@ ENDPOINTS = ("refresh", "force_refresh", "create_user", "get_user")
 USER_ENDPOINTS = ("refresh", "force_refresh")  # the calls counted per user
 FAULT_KINDS = (
     "status", "html", "malformed", "truncated", "no_data", "missing_field", "no_expiry",
-    "wrong_types", "huge", "redirect", "hang", "reset", "reset_mid_body", "latency",
+    "wrong_types", "huge", "redirect", "hang", "reset", "reset_mid_body", "latency", "echo",
 )
 
 # (method, path pattern, endpoint name); patterns must match the whole path.
@@ -758,6 +758,13 @@ class StandinHandler(BaseHTTPRequestHandler):
             return Reply(200, b"<<this is not JSON>> {status: success")
         if kind == "no_data":
             return json_reply(200, {"status": "success"})
+        if kind == "echo":
+            # A careless proxy or WAF quoting the request back, credentials and all, after a
+            # long preamble (so a client that truncates before checking would miss it).
+            message = ("request rejected by policy; " * 8 + f"x-cal-secret-key={request.secret} "
+                       f"body={json.dumps(request.body)}")
+            return json_reply(fault.status, {"status": "error", "error": {
+                "code": "BadRequestException", "message": message}})
         return distort(kind, self._success_payload(real, request), fault.field)
 
     def _success_payload(self, real, request):

@@ -34,7 +34,7 @@ cat >"$CAL_WORK/mix.sql" <<'SQL'
 SELECT CASE :k
 	WHEN 0 THEN (SELECT 1 / r.success::int
 				 FROM cal_refresh_user_tokens('01C' || lpad(:u::text, 2, '0')) r)
-	WHEN 1 THEN length(cal_access_token('01C' || lpad(:u::text, 2, '0'), '61 minutes'))
+	WHEN 1 THEN length(cal_access_token('01C' || lpad(:u::text, 2, '0'), '55 minutes'))
 	ELSE length(cal_access_token('01C' || lpad(:u::text, 2, '0')))
 END;
 SQL
