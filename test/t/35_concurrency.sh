@@ -133,4 +133,25 @@ rt=$(cpsql main "$db" -At -c "SELECT \"calRefreshToken\" FROM public.\"CalendarI
 is "$($CAL_STANDIN_CTL is-current 1204 "$rt")" current "...and the row ends current"
 like "$(grep -c 'The stored refresh token was already used' "$CAL_WORK/main/server.log")" '^[1-9]' \
 	"the recovery is explained in the log at LOG level"
+# --- REPEATABLE READ: the row changed after the snapshot -------------------
+$CAL_STANDIN_CTL reset
+out_file=$CAL_WORK/rr.out
+cpsql main "$db" -At -v ON_ERROR_STOP=0 >"$out_file" 2>&1 <<'SQL' &
+SET application_name = 'cal_rr';
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) FROM public."CalendarIntegration";
+SELECT pg_sleep(1);
+SELECT method FROM cal_refresh_user_tokens('01C05');
+\echo sqlstate=:LAST_ERROR_SQLSTATE
+ROLLBACK;
+SQL
+rr=$!
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'cal_rr' AND query LIKE '%pg_sleep%'"
+is "$(cpsql main "$db" -At -c "SELECT method FROM cal_refresh_user_tokens('01C05')")" refresh \
+	"another session refreshes the user after the snapshot was taken"
+wait "$rr" || true
+like "$(cat "$out_file")" "sqlstate=40001" \
+	"the repeatable-read transaction gets 40001 at the row lock"
+is "$($CAL_STANDIN_CTL calls --user 1205)" "refresh=1 force_refresh=0" \
+	"...before calling Cal.com: no token was spent for it"
 t_done
