@@ -210,10 +210,12 @@ _PG_init(void)
  * Fills *config from the settings.  Returns false, with the failure in
  * *result, when the library was not preloaded; a missing or unsafe Cal.com
  * configuration is noted in config->config_error_code instead, for
- * refresh.c to report when it needs to call Cal.com.
+ * refresh.c to report when it needs to call Cal.com.  need_calcom false
+ * (cal_update_tokens) skips the Cal.com settings and the secret file.
  */
 static bool
-cal_settings_to_config(RefreshConfig *config, CalResult *result)
+cal_settings_to_config(RefreshConfig *config, bool need_calcom,
+					   CalResult *result)
 {
 	const char *secret;
 	char	   *problem;
@@ -228,6 +230,8 @@ cal_settings_to_config(RefreshConfig *config, CalResult *result)
 	}
 	config->table_name = cal_table_name;
 	config->lock_timeout_ms = cal_lock_timeout_ms;
+	if (!need_calcom)
+		return true;
 
 	if (cal_client_id == NULL || cal_client_id[0] == '\0')
 	{
@@ -416,7 +420,7 @@ cal_refresh_user_tokens(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("cal_refresh_user_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, &result))
+	if (cal_settings_to_config(&config, true, &result))
 		refresh_user_tokens(&config, user_ulid, &result);
 	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
 }
@@ -445,7 +449,7 @@ cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
 							 "cal_update_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, &result))
+	if (cal_settings_to_config(&config, false, &result))
 		refresh_store_given_tokens(config.table_name, user_ulid, access_token,
 								   refresh_token, access_expires_at,
 								   has_refresh_expiry, refresh_expires_at,
@@ -526,7 +530,7 @@ cal_access_token(PG_FUNCTION_ARGS)
 						   "min_validity could never be met.")));
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, &result))
+	if (cal_settings_to_config(&config, true, &result))
 		refresh_access_token(&config, user_ulid, min_validity_us, &result,
 							 &stored_token_returned);
 

@@ -324,8 +324,7 @@ calcom_client_classify(const CalClientConfig *config, CURLcode code,
 	result->elapsed_ms = (int) (total_us / 1000);
 
 	result->body_over_cap = transfer->body_over_cap;
-	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap &&
-		(status < 300 || status >= 400))
+	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap)
 	{
 		/* Too big to read: an error status still says what happened. */
 		result->outcome = status >= 400 ?

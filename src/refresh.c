@@ -130,9 +130,9 @@ refresh_call(const RefreshConfig *config, CalEndpoint endpoint,
 		calcom_client_force_refresh(&config->client,
 									(long) row->managed_user_id, call);
 	ereport(DEBUG1,
-			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms%s%s",
+			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms, %d attempt(s)%s%s",
 							 calcom_endpoint_name(endpoint), user_ulid,
-							 call->http_status, call->elapsed_ms,
+							 call->http_status, call->elapsed_ms, call->attempts,
 							 call->outcome == CAL_OK ? "" : ": ",
 							 call->outcome == CAL_OK ? "" : call->message)));
 }
