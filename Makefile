@@ -8,20 +8,27 @@ EXTENSION = cal_refresh
 MODULE_big = cal_refresh
 OBJS = \
 	src/cal_refresh.o \
+	src/cal_schedule.o \
 	src/calcom_client.o \
 	src/calcom_parse.o \
+	src/calcom_transfer.o \
 	src/curl_wait.o \
+	src/failure_store.o \
 	src/rate_limit.o \
 	src/refresh.o \
 	src/secret_file.o \
-	src/token_store.o
+	src/spi_pinned.o \
+	src/token_store.o \
+	src/token_table.o
 
-DATA = sql/cal_refresh--1.0.sql
+# 1.1 is installed as 1.0 plus the update script: one definition of each
+# object, and every fresh install exercises the upgrade path.
+DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
 	permissions refresh fallback retries errors hostile_input \
-	access_token transactions
+	access_token transactions schedule upgrade
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

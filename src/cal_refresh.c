@@ -6,7 +6,8 @@
  * This file turns settings and arguments into plain structs, hands them to
  * refresh.c, and turns what comes back into a cal_token_result row.
  * Misuse (a NULL or malformed argument) raises; every operational failure
- * comes back as success = false with a stable error_code.
+ * comes back as success = false with a stable error_code.  The scheduled
+ * refresh's entry points are in cal_schedule.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,15 +22,17 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "cal_refresh.h"
 #include "calcom_parse.h"
 #include "compat.h"
+#include "curl_wait.h"
 #include "rate_limit.h"
-#include "refresh.h"
 #include "secret_file.h"
-#include "token_store.h"
+#include "token_table.h"
 
 PG_MODULE_MAGIC;
 
@@ -53,6 +56,8 @@ static int	cal_connect_timeout_ms = 3000;
 static int	cal_max_retries = 2;
 static int	cal_lock_timeout_ms = 5000;
 static int	cal_max_requests_per_minute = 400;
+static int	cal_max_concurrency = 32;
+static int	cal_job_max_runtime_ms = 4 * 60 * 1000;
 
 /*
  * Only a library loaded at server start protects api_url and table_name
@@ -99,7 +104,7 @@ check_table_name(char **newval, void **extra, GucSource source)
 	char		schema[NAMEDATALEN];
 	char		table[NAMEDATALEN];
 
-	if (!token_store_parse_table_name(*newval, schema, table))
+	if (!token_table_parse_name(*newval, schema, table))
 	{
 		GUC_check_errdetail("The table must be given as schema.table, "
 							"for example public.\"CalendarIntegration\".");
@@ -199,6 +204,24 @@ _PG_init(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.max_concurrency",
+							"Users a batch refreshes at once.",
+							"Their requests run side by side; "
+							"cal_refresh.max_requests_per_minute still paces them.",
+							&cal_max_concurrency,
+							32, 1, CURL_WAIT_MAX_TRANSFERS,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.job_max_runtime",
+							"Time after which cal_refresh_expiring_tokens_job "
+							"starts no further batch.",
+							NULL,
+							&cal_job_max_runtime_ms,
+							4 * 60 * 1000, 1000, 24 * 60 * 60 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
 	if (loaded_at_server_start)
@@ -206,16 +229,15 @@ _PG_init(void)
 	calcom_client_init();
 }
 
-/*
- * Fills *config from the settings.  Returns false, with the failure in
- * *result, when the library was not preloaded; a missing or unsafe Cal.com
- * configuration is noted in config->config_error_code instead, for
- * refresh.c to report when it needs to call Cal.com.  need_calcom false
- * (cal_update_tokens) skips the Cal.com settings and the secret file.
- */
-static bool
-cal_settings_to_config(RefreshConfig *config, bool need_calcom,
-					   CalResult *result)
+int
+cal_job_max_runtime(void)
+{
+	return cal_job_max_runtime_ms;
+}
+
+bool
+cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
+					   bool need_calcom, CalResult *result)
 {
 	const char *secret;
 	char	   *problem;
@@ -230,6 +252,9 @@ cal_settings_to_config(RefreshConfig *config, bool need_calcom,
 	}
 	config->table_name = cal_table_name;
 	config->lock_timeout_ms = cal_lock_timeout_ms;
+	config->max_concurrency = cal_max_concurrency;
+	/* Our functions live in the extension's schema, and so does its table. */
+	config->extension_schema = get_func_namespace(fcinfo->flinfo->fn_oid);
 	if (!need_calcom)
 		return true;
 
@@ -349,18 +374,10 @@ cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
 }
 
-static Datum
-cal_result_datum(FunctionCallInfo fcinfo, const CalResult *result)
+void
+cal_result_values(const CalResult *result, Datum *values, bool *nulls)
 {
-	TupleDesc	desc;
-	Datum		values[8];
-	bool		nulls[8];
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	desc = BlessTupleDesc(desc);
-
-	memset(nulls, true, sizeof(nulls));
+	memset(nulls, true, sizeof(bool) * CAL_RESULT_COLUMNS);
 	values[0] = BoolGetDatum(result->success);
 	nulls[0] = false;
 #define CAL_SET_TEXT(i, s) \
@@ -381,6 +398,19 @@ cal_result_datum(FunctionCallInfo fcinfo, const CalResult *result)
 		values[5] = TimestampTzGetDatum(result->refresh_expires_at);
 		nulls[5] = false;
 	}
+}
+
+static Datum
+cal_result_datum(FunctionCallInfo fcinfo, const CalResult *result)
+{
+	TupleDesc	desc;
+	Datum		values[CAL_RESULT_COLUMNS];
+	bool		nulls[CAL_RESULT_COLUMNS];
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	cal_result_values(result, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
@@ -420,7 +450,7 @@ cal_refresh_user_tokens(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("cal_refresh_user_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, true, &result))
+	if (cal_settings_to_config(fcinfo, &config, true, &result))
 		refresh_user_tokens(&config, user_ulid, &result);
 	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
 }
@@ -449,8 +479,8 @@ cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)
 							 "cal_update_tokens()");
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, false, &result))
-		refresh_store_given_tokens(config.table_name, user_ulid, access_token,
+	if (cal_settings_to_config(fcinfo, &config, false, &result))
+		refresh_store_given_tokens(&config, user_ulid, access_token,
 								   refresh_token, access_expires_at,
 								   has_refresh_expiry, refresh_expires_at,
 								   &result);
@@ -530,7 +560,7 @@ cal_access_token(PG_FUNCTION_ARGS)
 						   "min_validity could never be met.")));
 
 	result.user_ulid = user_ulid;
-	if (cal_settings_to_config(&config, true, &result))
+	if (cal_settings_to_config(fcinfo, &config, true, &result))
 		refresh_access_token(&config, user_ulid, min_validity_us, &result,
 							 &stored_token_returned);
 

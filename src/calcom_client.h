@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * calcom_client.h
- *		The two Cal.com calls cal_refresh makes, over libcurl's multi
- *		interface.  Knows nothing of tables or settings: the caller hands
- *		it a CalClientConfig.
+ *		The two Cal.com calls cal_refresh makes, run concurrently over
+ *		libcurl's multi interface.  Knows nothing of tables or settings:
+ *		the caller hands it a CalClientConfig.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +45,7 @@ typedef enum CalOutcome
 
 typedef struct CalCallResult
 {
+	CalEndpoint endpoint;
 	CalOutcome	outcome;
 	long		http_status;	/* 0 when no response arrived */
 	bool		request_sent;	/* Cal.com may have acted on it */
@@ -56,17 +57,44 @@ typedef struct CalCallResult
 	CalTokens	tokens;			/* filled when outcome == CAL_OK */
 } CalCallResult;
 
+/*
+ * A set of calls run concurrently, at most max_concurrency at a time, each
+ * with its own retries within config->timeout_ms.  A background batch
+ * starts a call only when the cluster's request budget has a slot free at
+ * once, and its timeout runs from then; an interactive one (a person is
+ * waiting) books the next slot ahead, so it goes before any batch.
+ */
+typedef struct CalBatch CalBatch;
+
 extern void calcom_client_init(void);
 
-/* POST /v2/oauth/{clientId}/refresh with the given refresh token. */
-extern void calcom_client_refresh(const CalClientConfig *config,
-								  const char *refresh_token,
-								  CalCallResult *result);
+/*
+ * Creates a batch in the current memory context.  Whatever happens, its
+ * transfers end when that context goes (an error included).
+ */
+extern CalBatch *calcom_batch_create(const CalClientConfig *config,
+									 int max_concurrency, bool background);
 
-/* POST /v2/oauth-clients/{clientId}/users/{userId}/force-refresh. */
-extern void calcom_client_force_refresh(const CalClientConfig *config,
-										long managed_user_id,
-										CalCallResult *result);
+/* Queues POST /v2/oauth/{clientId}/refresh with the given refresh token. */
+extern void calcom_batch_add_refresh(CalBatch *batch,
+									 const char *refresh_token, void *tag);
+
+/*
+ * Queues POST /v2/oauth-clients/{clientId}/users/{userId}/force-refresh,
+ * ahead of the refreshes still queued: its user is half way.
+ */
+extern void calcom_batch_add_force_refresh(CalBatch *batch,
+										   long managed_user_id, void *tag);
+
+/*
+ * Waits for the next call to finish and returns its result and tag, or
+ * NULL once every call has been returned.  The result stays valid until
+ * the next call of calcom_batch_next or calcom_batch_end; it is wiped then.
+ */
+extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
+
+/* Ends the batch: stops what still runs, wipes and frees. */
+extern void calcom_batch_end(CalBatch *batch);
 
 extern const char *calcom_endpoint_name(CalEndpoint endpoint);
 

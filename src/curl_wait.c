@@ -4,13 +4,16 @@
  *		Waiting on libcurl's transfers the way postgres_fdw waits on a
  *		remote server: in a WaitEventSet with the latch.
  *
- * The backend's one curl multi handle lives here.  Its socket and timer
- * callbacks record which sockets and which deadline curl needs; the run
- * loop sleeps in a WaitEventSet holding those sockets and the latch, hands
- * readiness back to curl, and calls CHECK_FOR_INTERRUPTS at every wake-up,
- * so a cancel, statement_timeout or pg_terminate_backend takes effect at
- * once.  PostgreSQL 15 cannot remove an event from a set, so the set is
- * rebuilt whenever curl's sockets change.  Knows nothing of Cal.com.
+ * The backend's one curl multi handle lives here, with every transfer of
+ * the backend attached to it, so connections are kept alive between calls
+ * and shared by concurrent transfers.  Its socket and timer callbacks
+ * record which sockets and which deadline curl needs; the run loop sleeps
+ * in a WaitEventSet holding those sockets and the latch, hands readiness
+ * back to curl, and calls CHECK_FOR_INTERRUPTS at every wake-up, so a
+ * cancel, statement_timeout or pg_terminate_backend takes effect at once.
+ * PostgreSQL 15 cannot remove an event from a set, so the set is rebuilt
+ * when curl adds or drops a socket; a changed interest in an existing
+ * socket is a cheap ModifyWaitEvent.  Knows nothing of Cal.com.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,8 +29,8 @@
 #include "compat.h"
 #include "curl_wait.h"
 
-/* Sockets curl may ask us to watch at once (a transfer uses one or two). */
-#define CAL_MAX_SOCKETS 64
+/* Sockets curl may ask us to watch at once: two per transfer, and spare. */
+#define CAL_MAX_SOCKETS (2 * CURL_WAIT_MAX_TRANSFERS + 8)
 
 /* Wake up at least this often even if curl set no timer: belt and braces. */
 #define CAL_MAX_SLEEP_MS 1000
@@ -36,18 +39,20 @@ typedef struct CalWatchedSocket
 {
 	curl_socket_t fd;
 	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
+	int			pos;			/* position in the wait set, or -1 */
 } CalWatchedSocket;
 
 static CURLM *wait_multi = NULL;
+static int	n_attached = 0;
 
 /* What curl asked us to watch, kept by its callbacks. */
 static CalWatchedSocket watched[CAL_MAX_SOCKETS];
 static int	n_watched = 0;
-static bool watched_changed = false;
+static bool sockets_changed = false;	/* added or dropped: rebuild */
+static bool interest_changed = false;	/* only what: modify in place */
 static bool timer_armed = false;
 static int64 timer_due_ms = 0;
 
-/* Rebuilt whenever curl's sockets change: PG15 cannot remove an event. */
 static WaitEventSet *cal_wait_set = NULL;
 
 int64
@@ -59,10 +64,22 @@ curl_wait_now_ms(void)
 	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static uint32
+curl_wait_events_of(int what)
+{
+	uint32		events = 0;
+
+	if (what & CURL_POLL_IN)
+		events |= WL_SOCKET_READABLE;
+	if (what & CURL_POLL_OUT)
+		events |= WL_SOCKET_WRITEABLE;
+	return events;
+}
+
 /* curl's socket callback: remember which sockets to wait on, and how. */
 static int
 curl_wait_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-						void *socketp)
+					void *socketp)
 {
 	int			i;
 
@@ -72,19 +89,30 @@ curl_wait_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 	if (what == CURL_POLL_REMOVE)
 	{
 		if (i < n_watched)
+		{
 			watched[i] = watched[--n_watched];
+			sockets_changed = true;
+		}
 	}
 	else if (i < n_watched)
+	{
+		/* A socket not in the set yet (no interest before) needs a rebuild. */
+		if (watched[i].pos < 0 || curl_wait_events_of(what) == 0)
+			sockets_changed = true;
+		else
+			interest_changed = true;
 		watched[i].what = what;
+	}
 	else if (n_watched < CAL_MAX_SOCKETS)
 	{
 		watched[n_watched].fd = fd;
 		watched[n_watched].what = what;
+		watched[n_watched].pos = -1;
 		n_watched++;
+		sockets_changed = true;
 	}
 	else
 		return -1;				/* curl fails the transfer */
-	watched_changed = true;
 	return 0;
 }
 
@@ -97,7 +125,7 @@ curl_wait_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-CURLM *
+static CURLM *
 curl_wait_multi(void)
 {
 	if (wait_multi == NULL)
@@ -141,40 +169,105 @@ curl_wait_rebuild_set(void)
 					  NULL, NULL);
 	for (i = 0; i < n_watched; i++)
 	{
-		uint32		events = 0;
+		uint32		events = curl_wait_events_of(watched[i].what);
 
-		if (watched[i].what & CURL_POLL_IN)
-			events |= WL_SOCKET_READABLE;
-		if (watched[i].what & CURL_POLL_OUT)
-			events |= WL_SOCKET_WRITEABLE;
-		AddWaitEventToSet(cal_wait_set, events, watched[i].fd, NULL, NULL);
+		watched[i].pos = events == 0 ? -1 :
+			AddWaitEventToSet(cal_wait_set, events, watched[i].fd, NULL, NULL);
 	}
-	watched_changed = false;
+	sockets_changed = false;
+	interest_changed = false;
 }
 
-/*
- * Drives the transfers attached to the multi handle until none is running.
- * Sleeps in the wait set; any interrupt raises here, through
- * CHECK_FOR_INTERRUPTS, with the caller's PG_FINALLY cleaning up.
- */
+/* Brings the wait set in line with what curl asked for. */
+static void
+curl_wait_update_set(void)
+{
+	int			i;
+
+	if (cal_wait_set == NULL || sockets_changed)
+		curl_wait_rebuild_set();
+	else if (interest_changed)
+	{
+		for (i = 0; i < n_watched; i++)
+			ModifyWaitEvent(cal_wait_set, watched[i].pos,
+							curl_wait_events_of(watched[i].what), NULL);
+		interest_changed = false;
+	}
+}
+
 CURLMcode
-curl_wait_run(void)
+curl_wait_attach(CURL *easy)
+{
+	CURLMcode	mc = curl_multi_add_handle(curl_wait_multi(), easy);
+
+	if (mc == CURLM_OK)
+		n_attached++;
+	return mc;
+}
+
+void
+curl_wait_detach(CURL *easy)
+{
+	if (wait_multi == NULL ||
+		curl_multi_remove_handle(wait_multi, easy) != CURLM_OK)
+		return;
+	if (--n_attached > 0)
+		return;
+	/* Nothing runs: forget the sockets of connections now idle. */
+	curl_wait_release_set();
+	n_watched = 0;
+	sockets_changed = false;
+	interest_changed = false;
+	timer_armed = false;
+}
+
+/* Sleeps on the latch alone until until_ms, for a wait with no transfer. */
+static void
+curl_wait_sleep_until(int64 until_ms)
+{
+	int64		left;
+
+	while ((left = until_ms - curl_wait_now_ms()) > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) Min(left, CAL_MAX_SLEEP_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+CURLMcode
+curl_wait_run(int64 until_ms)
 {
 	int			running = 0;
 	CURLMcode	mc;
 
+	if (n_attached == 0)
+	{
+		if (until_ms >= 0)
+			curl_wait_sleep_until(until_ms);
+		return CURLM_OK;
+	}
+
+	/* Kick transfers attached since the last run. */
 	mc = curl_multi_socket_action(wait_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	while (mc == CURLM_OK && running > 0)
+	while (mc == CURLM_OK && running == n_attached)
 	{
 		WaitEvent	events[CAL_MAX_SOCKETS + 2];
+		int64		now = curl_wait_now_ms();
 		long		sleep_ms = CAL_MAX_SLEEP_MS;
 		int			n;
 		int			i;
 
-		if (cal_wait_set == NULL || watched_changed)
-			curl_wait_rebuild_set();
+		if (until_ms >= 0)
+		{
+			if (now >= until_ms)
+				break;
+			sleep_ms = Min(sleep_ms, until_ms - now);
+		}
 		if (timer_armed)
-			sleep_ms = Min(sleep_ms, Max(timer_due_ms - curl_wait_now_ms(), 0));
+			sleep_ms = Min(sleep_ms, Max(timer_due_ms - now, 0));
+		curl_wait_update_set();
 
 		n = WaitEventSetWait(cal_wait_set, sleep_ms, events, lengthof(events),
 							 PG_WAIT_EXTENSION);
@@ -197,7 +290,7 @@ curl_wait_run(void)
 		}
 		CHECK_FOR_INTERRUPTS();
 
-		if (mc == CURLM_OK && running > 0 &&
+		if (mc == CURLM_OK && running == n_attached &&
 			(n == 0 || (timer_armed && timer_due_ms <= curl_wait_now_ms())))
 		{
 			timer_armed = false;
@@ -208,10 +301,21 @@ curl_wait_run(void)
 	return mc;
 }
 
-void
-curl_wait_reset(void)
+CURL *
+curl_wait_next_finished(CURLcode *code)
 {
-	curl_wait_release_set();
-	n_watched = 0;
-	timer_armed = false;
+	CURLMsg    *msg;
+	int			pending;
+
+	if (wait_multi == NULL)
+		return NULL;
+	while ((msg = curl_multi_info_read(wait_multi, &pending)) != NULL)
+	{
+		if (msg->msg == CURLMSG_DONE)
+		{
+			*code = msg->data.result;
+			return msg->easy_handle;
+		}
+	}
+	return NULL;
 }

@@ -11,18 +11,31 @@
 
 #include <curl/curl.h>
 
-/* The backend's multi handle, created on first use; it keeps connections. */
-extern CURLM *curl_wait_multi(void);
+/* Transfers that may run at once (a transfer uses one or two sockets). */
+#define CURL_WAIT_MAX_TRANSFERS 128
+
+/* Starts a transfer: attaches the easy handle to the backend's multi. */
+extern CURLMcode curl_wait_attach(CURL *easy);
 
 /*
- * Drives the transfers attached to the multi handle until none runs.  An
- * interrupt raises from inside; the caller then detaches its handles and
- * calls curl_wait_reset().
+ * Detaches an easy handle, finished or not (mid-transfer, this closes its
+ * connection).  When the last one goes, the wait set is released.
  */
-extern CURLMcode curl_wait_run(void);
+extern void curl_wait_detach(CURL *easy);
 
-/* Forgets the wait set and curl's sockets and timer, after a run. */
-extern void curl_wait_reset(void);
+/*
+ * Drives the attached transfers until one of them finishes, until_ms (on
+ * curl_wait_now_ms()'s clock; -1: no limit) has come, or curl fails.
+ * With nothing attached it just sleeps until until_ms.  Interrupts raise
+ * from inside, through CHECK_FOR_INTERRUPTS.
+ */
+extern CURLMcode curl_wait_run(int64 until_ms);
+
+/*
+ * The next finished transfer, with its result code, or NULL.  The handle
+ * stays attached until curl_wait_detach.
+ */
+extern CURL *curl_wait_next_finished(CURLcode *code);
 
 /* Milliseconds on a monotonic clock. */
 extern int64 curl_wait_now_ms(void);

@@ -96,13 +96,13 @@ rate_limit_init(void)
 }
 
 int64
-rate_limit_reserve(int per_minute, int64 deadline_us)
+rate_limit_reserve(int per_minute, int64 deadline_us, int64 *earliest_us)
 {
 	int64		interval_us;
 	int64		now_us;
 	int64		slot_us;
-	int64		earliest_us;
 
+	*earliest_us = 0;
 	if (per_minute <= 0 || rate_shared == NULL)
 		return 0;
 	interval_us = INT64CONST(60000000) / per_minute;
@@ -110,8 +110,8 @@ rate_limit_reserve(int per_minute, int64 deadline_us)
 
 	SpinLockAcquire(&rate_shared->mutex);
 	slot_us = Max(rate_shared->next_slot_us, now_us);
-	earliest_us = slot_us - (RATE_LIMIT_BURST - 1) * interval_us;
-	if (earliest_us > deadline_us)
+	*earliest_us = slot_us - (RATE_LIMIT_BURST - 1) * interval_us;
+	if (*earliest_us > deadline_us)
 	{
 		SpinLockRelease(&rate_shared->mutex);
 		return -1;
@@ -119,7 +119,7 @@ rate_limit_reserve(int per_minute, int64 deadline_us)
 	rate_shared->next_slot_us = slot_us + interval_us;
 	SpinLockRelease(&rate_shared->mutex);
 
-	return Max(earliest_us - now_us, 0);
+	return Max(*earliest_us - now_us, 0);
 }
 
 void

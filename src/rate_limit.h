@@ -18,10 +18,12 @@ extern void rate_limit_init(void);
 /*
  * Reserves a slot for one request at per_minute requests a minute (0: no
  * limit).  Returns the microseconds to wait before sending it, or -1 when
- * that wait would pass deadline_us (then nothing is reserved).  Times are
- * on rate_limit_now_us()'s clock.
+ * that wait would pass deadline_us: then nothing is reserved and
+ * *earliest_us says when the next slot comes.  Times are on
+ * rate_limit_now_us()'s clock.
  */
-extern int64 rate_limit_reserve(int per_minute, int64 deadline_us);
+extern int64 rate_limit_reserve(int per_minute, int64 deadline_us,
+								int64 *earliest_us);
 
 /*
  * What Cal.com said of its own limit: after a 429, every session pauses

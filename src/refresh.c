@@ -4,11 +4,15 @@
  *		The refresh policy, read top to bottom: lock the user's row, refresh
  *		with the stored refresh token, fall back to force refresh when that
  *		token is unusable or its fate unknown, store the new pair in the
- *		caller's transaction, report.
+ *		caller's transaction, record the outcome, report.
  *
  * Refresh tokens are single-use.  The row lock is taken before the token
  * is read, so two sessions never spend the same token; the new pair is
  * written in the same transaction that holds the lock.
+ *
+ * One user or many, the same code runs: each locked row becomes a task,
+ * and the tasks' Cal.com calls run side by side in one batch of
+ * calcom_client, one user's fallback following its own failed refresh.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +22,7 @@
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
 
+#include "failure_store.h"
 #include "refresh.h"
 #include "token_store.h"
 
@@ -26,6 +31,15 @@
 
 /* Cal.com user ids are 32-bit integers. */
 #define CAL_MAX_USER_ID PG_INT32_MAX
+
+/* One user's refresh, from its locked row to its result. */
+typedef struct RefreshTask
+{
+	TokenRow	row;
+	CalResult  *result;
+	const char *why_force;		/* set once force refresh is wanted */
+	bool		token_spent;	/* refresh said the stored token is used */
+} RefreshTask;
 
 void
 refresh_set_failure(CalResult *result, const char *error_code,
@@ -77,7 +91,12 @@ refresh_error_code(CalOutcome outcome)
 	return CAL_ERR_BAD_RESPONSE;
 }
 
-/* The result of a failed Cal.com call, which decides the error_code. */
+/*
+ * The result of a failed Cal.com call, which decides the error_code.  The
+ * user backs off when Cal.com refused its tokens (a 4xx other than 401/403,
+ * which are the client's) or sent something unusable; the service's own
+ * trouble (429, 5xx, network, timeout) is retried by the next run.
+ */
 static void
 refresh_set_call_failure(CalResult *result, const CalCallResult *call,
 						 const char *error)
@@ -85,6 +104,9 @@ refresh_set_call_failure(CalResult *result, const CalCallResult *call,
 	refresh_set_failure(result, refresh_error_code(call->outcome), error);
 	result->over_size_cap = call->outcome == CAL_BAD_RESPONSE &&
 		call->body_over_cap;
+	result->backs_off = call->outcome == CAL_BAD_RESPONSE ||
+		(call->outcome == CAL_REJECTED &&
+		 call->http_status != 401 && call->http_status != 403);
 }
 
 /*
@@ -117,24 +139,6 @@ refresh_ms_to_timestamptz(double ms)
 {
 	return (TimestampTz) ms * 1000 -
 		(TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-}
-
-/* One Cal.com call, logged at DEBUG1 without any secret. */
-static void
-refresh_call(const RefreshConfig *config, CalEndpoint endpoint,
-			 const char *user_ulid, const TokenRow *row, CalCallResult *call)
-{
-	if (endpoint == CAL_ENDPOINT_REFRESH)
-		calcom_client_refresh(&config->client, row->refresh_token, call);
-	else
-		calcom_client_force_refresh(&config->client,
-									(long) row->managed_user_id, call);
-	ereport(DEBUG1,
-			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms, %d attempt(s)%s%s",
-							 calcom_endpoint_name(endpoint), user_ulid,
-							 call->http_status, call->elapsed_ms, call->attempts,
-							 call->outcome == CAL_OK ? "" : ": ",
-							 call->outcome == CAL_OK ? "" : call->message)));
 }
 
 /* A result carrying the token already stored in the row. */
@@ -190,74 +194,149 @@ refresh_store(const RefreshConfig *config, const char *user_ulid,
 }
 
 /*
- * Refreshes the user whose row we hold locked: the regular refresh with
- * the stored token, force refresh where the fallback rules say so, then
- * the new pair stored in the row.
+ * The task's refresh token is unusable or its fate unknown: queue force
+ * refresh, which needs Cal.com's numeric user id, or fail.
  */
 static void
-refresh_locked_row(const RefreshConfig *config, const char *user_ulid,
-				   const TokenRow *row, CalResult *result)
+refresh_task_force(CalBatch *batch, RefreshTask *task)
 {
-	CalCallResult *call = palloc0(sizeof(CalCallResult));
-	const char *why_force;
+	const TokenRow *row = &task->row;
 	bool		has_usable_token = calcom_token_is_plausible(row->refresh_token);
-	bool		has_usable_user_id = row->has_managed_user_id &&
-		row->managed_user_id > 0 && row->managed_user_id <= CAL_MAX_USER_ID;
 
-	/* The regular refresh, when there is a token to spend. */
-	if (has_usable_token)
+	if (!row->has_managed_user_id || row->managed_user_id <= 0 ||
+		row->managed_user_id > CAL_MAX_USER_ID)
 	{
-		refresh_call(config, CAL_ENDPOINT_REFRESH, user_ulid, row, call);
-		if (call->outcome == CAL_OK)
-		{
-			refresh_store(config, user_ulid, &call->tokens, "refresh", result);
-			explicit_bzero(call, sizeof(CalCallResult));
-			return;
-		}
-		if (!refresh_should_fall_back(call))
-		{
-			refresh_set_call_failure(result, call,
-									 psprintf("refresh failed: %s",
-											  call->message));
-			return;
-		}
-		why_force = psprintf("refresh failed: %s", call->message);
-	}
-	else if (row->refresh_token == NULL || row->refresh_token[0] == '\0')
-		why_force = "no refresh token is stored";
-	else
-		why_force = "the stored refresh token is malformed";
-
-	/* Force refresh, which needs Cal.com's numeric user id. */
-	if (!has_usable_user_id)
-	{
-		const char *code = (has_usable_token || row->has_managed_user_id) ?
-		CAL_ERR_NO_MANAGED_USER_ID : CAL_ERR_NO_REFRESH_TOKEN;
-
-		refresh_set_failure(result, code,
+		refresh_set_failure(task->result,
+							(has_usable_token || row->has_managed_user_id) ?
+							CAL_ERR_NO_MANAGED_USER_ID : CAL_ERR_NO_REFRESH_TOKEN,
 							psprintf("%s, and force refresh is impossible: %s",
-									 why_force,
+									 task->why_force,
 									 row->has_managed_user_id ?
 									 "\"calManagedUserId\" is not a valid Cal.com user id" :
 									 "no \"calManagedUserId\" is stored"));
+		task->result->backs_off = true;
 		return;
 	}
 	ereport(LOG,
 			(errmsg("cal_refresh: %s for user \"%s\"; trying force refresh",
-					why_force, user_ulid),
-			 (has_usable_token && (call->http_status == 400 ||
-								   call->http_status == 404)) ?
+					task->why_force, row->user_ulid),
+			 task->token_spent ?
 			 errdetail("The stored refresh token was already used: a transaction "
 					   "that stored its successor may have rolled back, or "
 					   "another client spent it.") : 0));
-	refresh_call(config, CAL_ENDPOINT_FORCE_REFRESH, user_ulid, row, call);
-	if (call->outcome == CAL_OK)
-		refresh_store(config, user_ulid, &call->tokens, "force_refresh", result);
+	calcom_batch_add_force_refresh(batch, (long) row->managed_user_id, task);
+}
+
+/* Starts a locked row's refresh: the regular one, when there is a token. */
+static void
+refresh_task_start(CalBatch *batch, RefreshTask *task)
+{
+	const char *token = task->row.refresh_token;
+
+	if (calcom_token_is_plausible(token))
+		calcom_batch_add_refresh(batch, token, task);
 	else
-		refresh_set_call_failure(result, call,
+	{
+		task->why_force = (token == NULL || token[0] == '\0') ?
+			"no refresh token is stored" :
+			"the stored refresh token is malformed";
+		refresh_task_force(batch, task);
+	}
+}
+
+/* One of the task's Cal.com calls ended: store, fall back, or fail. */
+static void
+refresh_task_call_done(const RefreshConfig *config, CalBatch *batch,
+					   RefreshTask *task, const CalCallResult *call)
+{
+	const char *user_ulid = task->row.user_ulid;
+	bool		was_refresh = call->endpoint == CAL_ENDPOINT_REFRESH;
+
+	ereport(DEBUG1,
+			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms, %d attempt(s)%s%s",
+							 calcom_endpoint_name(call->endpoint), user_ulid,
+							 call->http_status, call->elapsed_ms, call->attempts,
+							 call->outcome == CAL_OK ? "" : ": ",
+							 call->outcome == CAL_OK ? "" : call->message)));
+	if (call->outcome == CAL_OK)
+		refresh_store(config, user_ulid, &call->tokens,
+					  was_refresh ? "refresh" : "force_refresh", task->result);
+	else if (!was_refresh)
+		refresh_set_call_failure(task->result, call,
 								 psprintf("%s; force refresh failed: %s",
-										  why_force, call->message));
-	explicit_bzero(call, sizeof(CalCallResult));
+										  task->why_force, call->message));
+	else if (!refresh_should_fall_back(call))
+		refresh_set_call_failure(task->result, call,
+								 psprintf("refresh failed: %s", call->message));
+	else
+	{
+		task->why_force = psprintf("refresh failed: %s", call->message);
+		task->token_spent = call->http_status == 400 ||
+			call->http_status == 404;
+		refresh_task_force(batch, task);
+	}
+}
+
+/*
+ * Remembers how each user fared: a success forgets earlier failures; a
+ * failure of the user's own (not the configuration's, not a lock's) is
+ * recorded, with a backoff where the failure says so.
+ */
+static void
+refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
+						int n_tasks)
+{
+	int			i;
+
+	if (!OidIsValid(config->extension_schema))
+		return;
+	for (i = 0; i < n_tasks; i++)
+	{
+		const CalResult *result = tasks[i].result;
+
+		if (result->success)
+			failure_store_clear(config->extension_schema, result->user_ulid);
+		else if (strcmp(result->error_code, CAL_ERR_TABLE_INVALID) != 0 &&
+				 strcmp(result->error_code, CAL_ERR_USER_NOT_FOUND) != 0)
+			failure_store_record(config->extension_schema, result->user_ulid,
+								 result->error_code, result->error,
+								 result->backs_off);
+	}
+}
+
+/*
+ * Refreshes the users whose rows we hold locked, at most max_concurrency
+ * at a time, each with its own fallback; stores each new pair as it comes.
+ */
+static void
+refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
+					int n_tasks, int max_concurrency, bool background)
+{
+	CalBatch   *batch = calcom_batch_create(&config->client, max_concurrency,
+											background);
+	const CalCallResult *call;
+	void	   *tag;
+	int			i;
+
+	for (i = 0; i < n_tasks; i++)
+		refresh_task_start(batch, &tasks[i]);
+	while ((call = calcom_batch_next(batch, &tag)) != NULL)
+		refresh_task_call_done(config, batch, (RefreshTask *) tag, call);
+	calcom_batch_end(batch);
+	refresh_record_outcomes(config, tasks, n_tasks);
+}
+
+/* One user's row, locked: refreshed by a batch of one, a person waiting. */
+static void
+refresh_locked_row(const RefreshConfig *config, const TokenRow *row,
+				   CalResult *result)
+{
+	RefreshTask task;
+
+	memset(&task, 0, sizeof(task));
+	task.row = *row;
+	task.result = result;
+	refresh_locked_rows(config, &task, 1, 1, false);
 }
 
 /* True when the row's access token stays valid until at least `until`. */
@@ -289,7 +368,7 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 	if (status != TOKEN_STORE_OK)
 		refresh_set_store_failure(result, status, problem);
 	else
-		refresh_locked_row(config, user_ulid, &row, result);
+		refresh_locked_row(config, &row, result);
 }
 
 void
@@ -341,7 +420,7 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 		else
 		{
 			row = locked;
-			refresh_locked_row(config, user_ulid, &row, result);
+			refresh_locked_row(config, &row, result);
 		}
 	}
 
@@ -357,7 +436,61 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 }
 
 void
-refresh_store_given_tokens(const char *table_name, const char *user_ulid,
+refresh_expiring_tokens(const RefreshConfig *config,
+						TimestampTz expiring_before, const char *after_user,
+						int max_users, RefreshBatchResult *batch)
+{
+	TokenRow   *rows;
+	RefreshTask *tasks;
+	TokenStoreStatus status;
+	char	   *problem = NULL;
+	int			i;
+
+	memset(batch, 0, sizeof(*batch));
+	if (config->config_error_code != NULL)
+	{
+		batch->error_code = config->config_error_code;
+		batch->error = config->config_error;
+		return;
+	}
+	status = token_store_lock_due(config->table_name, expiring_before,
+								  after_user,
+								  failure_store_backed_off(config->extension_schema),
+								  max_users, &rows, &batch->n_results,
+								  &problem);
+	if (status != TOKEN_STORE_OK)
+	{
+		batch->error_code = CAL_ERR_TABLE_INVALID;
+		batch->error = problem;
+		return;
+	}
+
+	batch->results = palloc0(sizeof(CalResult) * Max(batch->n_results, 1));
+	tasks = palloc0(sizeof(RefreshTask) * Max(batch->n_results, 1));
+	for (i = 0; i < batch->n_results; i++)
+	{
+		tasks[i].row = rows[i];
+		tasks[i].result = &batch->results[i];
+		tasks[i].result->user_ulid = rows[i].user_ulid;
+	}
+	refresh_locked_rows(config, tasks, batch->n_results,
+						config->max_concurrency, true);
+
+	for (i = 0; i < batch->n_results; i++)
+	{
+		const CalResult *result = &batch->results[i];
+
+		if (!result->success)
+			batch->failed++;
+		else if (strcmp(result->method, "refresh") == 0)
+			batch->refreshed++;
+		else
+			batch->forced++;
+	}
+}
+
+void
+refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 						   const char *access_token, const char *refresh_token,
 						   TimestampTz access_expires_at,
 						   bool has_refresh_expiry,
@@ -372,5 +505,8 @@ refresh_store_given_tokens(const char *table_name, const char *user_ulid,
 	update.access_expires_at = access_expires_at;
 	update.has_refresh_expiry = has_refresh_expiry;
 	update.refresh_expires_at = refresh_expires_at;
-	refresh_write(table_name, &update, "update", result);
+	refresh_write(config->table_name, &update, "update", result);
+	/* Tokens the application just had issued: earlier failures are moot. */
+	if (result->success && OidIsValid(config->extension_schema))
+		failure_store_clear(config->extension_schema, user_ulid);
 }

@@ -41,6 +41,7 @@ typedef struct CalResult
 	const char *error_code;
 	const char *error;
 	bool		over_size_cap;	/* the failing response was over the cap */
+	bool		backs_off;		/* the failure is the user's own: see .c */
 } CalResult;
 
 /* Everything a refresh needs, already read from settings. */
@@ -49,6 +50,8 @@ typedef struct RefreshConfig
 	CalClientConfig client;
 	const char *table_name;
 	int			lock_timeout_ms;	/* 0: wait as long as PostgreSQL does */
+	int			max_concurrency;	/* users refreshed at once by a batch */
+	Oid			extension_schema;	/* where cal_refresh_failure lives */
 	/* Set when a Cal.com call is impossible (client id, secret file). */
 	const char *config_error_code;
 	const char *config_error;
@@ -72,8 +75,33 @@ extern void refresh_access_token(const RefreshConfig *config,
 								 CalResult *result,
 								 bool *stored_token_returned);
 
+/* What one batch of scheduled refreshes did. */
+typedef struct RefreshBatchResult
+{
+	CalResult  *results;		/* one per user, in "C" order of the key */
+	int			n_results;
+	int			refreshed;		/* succeeded through refresh */
+	int			forced;			/* succeeded through force refresh */
+	int			failed;
+	/* Set when no user could be tried (configuration, table). */
+	const char *error_code;
+	const char *error;
+} RefreshBatchResult;
+
+/*
+ * cal_refresh_expiring_tokens() and each batch of the job: locks at most
+ * max_users rows whose access token expires before expiring_before, with
+ * keys after after_user (NULL: from the start), skipping rows locked
+ * elsewhere and users backing off; refreshes them concurrently; stores
+ * each new pair; records failures.
+ */
+extern void refresh_expiring_tokens(const RefreshConfig *config,
+									TimestampTz expiring_before,
+									const char *after_user, int max_users,
+									RefreshBatchResult *batch);
+
 /* cal_update_tokens(): store tokens the caller already has. */
-extern void refresh_store_given_tokens(const char *table_name,
+extern void refresh_store_given_tokens(const RefreshConfig *config,
 									   const char *user_ulid,
 									   const char *access_token,
 									   const char *refresh_token,

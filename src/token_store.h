@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * token_store.h
- *		SPI access to the application's "CalendarIntegration" table.
- *		Knows nothing of HTTP.
+ *		Reading, locking and writing tokens in the application's
+ *		"CalendarIntegration" table.  Knows nothing of HTTP.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,10 +10,12 @@
 #define TOKEN_STORE_H
 
 #include "datatype/timestamp.h"
+#include "utils/tuplestore.h"
 
-/* One user's row, as read under its row lock. */
+/* One user's row, as read (under its row lock, where it will be written). */
 typedef struct TokenRow
 {
+	char	   *user_ulid;
 	char	   *access_token;	/* NULL when the column is NULL */
 	char	   *refresh_token;	/* NULL when the column is NULL */
 	bool		has_access_expiry;
@@ -41,14 +43,6 @@ typedef enum TokenStoreStatus
 	TOKEN_STORE_BUSY			/* row lock not had in time */
 } TokenStoreStatus;
 
-/*
- * Parses cal_refresh.table_name ("schema.table", either part optionally
- * double-quoted) without raising or allocating: a GUC check hook uses it.
- * schema and table must have room for NAMEDATALEN bytes.
- */
-extern bool token_store_parse_table_name(const char *value, char *schema,
-										 char *table);
-
 /* The user's row as it is now, without a lock. */
 extern TokenStoreStatus token_store_read_row(const char *table_name,
 											 const char *user_ulid,
@@ -67,5 +61,28 @@ extern TokenStoreStatus token_store_lock_row(const char *table_name,
 extern TokenStoreStatus token_store_write(const char *table_name,
 										  const TokenUpdate *update,
 										  char **problem);
+
+/*
+ * Locks up to max_rows rows whose access token expires before
+ * expiring_before (or has no expiry), with keys after after_user (NULL:
+ * from the start) in "C" collation order, skipping the users of the text[]
+ * skip_users and every row another session has locked.  *rows gets them
+ * in key order.
+ */
+extern TokenStoreStatus token_store_lock_due(const char *table_name,
+											 TimestampTz expiring_before,
+											 const char *after_user,
+											 Datum skip_users, int max_rows,
+											 TokenRow **rows, int *n_rows,
+											 char **problem);
+
+/*
+ * Puts a cal_refresh_status() row for every user into store, joined with
+ * failure_columns (the arrays of failure_store_read_all).
+ */
+extern TokenStoreStatus token_store_status(const char *table_name,
+										   const Datum *failure_columns,
+										   Tuplestorestate *store,
+										   char **problem);
 
 #endif							/* TOKEN_STORE_H */

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * cal_refresh.h
+ *		What the SQL entry points share: settings turned into a
+ *		RefreshConfig, and cal_token_result rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAL_REFRESH_H
+#define CAL_REFRESH_H
+
+#include "fmgr.h"
+
+#include "refresh.h"
+
+/* Columns of cal_token_result. */
+#define CAL_RESULT_COLUMNS 8
+
+/*
+ * Fills *config from the settings, for the SQL function being called.
+ * Returns false, with the failure in *result, when the library was not
+ * preloaded; a missing or unsafe Cal.com configuration is noted in
+ * config->config_error_code instead, for refresh.c to report when it
+ * needs to call Cal.com.  need_calcom false (cal_update_tokens) skips the
+ * Cal.com settings and the secret file.
+ */
+extern bool cal_settings_to_config(FunctionCallInfo fcinfo,
+								   RefreshConfig *config, bool need_calcom,
+								   CalResult *result);
+
+/* A cal_token_result row's values. */
+extern void cal_result_values(const CalResult *result, Datum *values,
+							  bool *nulls);
+
+/* cal_refresh.job_max_runtime, in milliseconds. */
+extern int	cal_job_max_runtime(void);
+
+#endif							/* CAL_REFRESH_H */

@@ -1,0 +1,389 @@
+/*-------------------------------------------------------------------------
+ *
+ * calcom_transfer.c
+ *		One request/response exchange with Cal.com over a libcurl easy
+ *		handle: the request (headers, body, options) and the classification
+ *		of what came back.
+ *
+ * The request body is handed over through a read callback that cannot
+ * rewind, the response body is capped in the write callback, and the
+ * headers that carried the secret and the bodies that carried tokens are
+ * wiped before they are freed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <time.h>
+
+#include "calcom_transfer.h"
+#include "compat.h"
+
+/* A Retry-After beyond this is treated as this (it is capped by the
+ * attempt's deadline anyway). */
+#define CAL_RETRY_AFTER_MAX_MS (3600 * 1000)
+
+struct CalTransfer
+{
+	CURL	   *easy;
+	struct curl_slist *headers;
+	const char *request_body;
+	size_t		request_len;
+	size_t		request_offset; /* how much the read callback handed out */
+	int			retry_after_ms; /* from a Retry-After header, or -1 */
+	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
+	const char *refresh_token;	/* the one sent, if any: never echoed back */
+	bool		https;
+	size_t		body_len;
+	bool		body_over_cap;
+	char		curl_error[CURL_ERROR_SIZE];
+	char		body[CAL_BODY_MAX + 1];
+};
+
+static size_t
+calcom_transfer_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = size * nmemb;
+
+	/* Stop at the cap ourselves: a body of unknown length has no limit. */
+	if (n > CAL_BODY_MAX - transfer->body_len)
+	{
+		transfer->body_over_cap = true;
+		return 0;
+	}
+	memcpy(transfer->body + transfer->body_len, data, n);
+	transfer->body_len += n;
+	return n;
+}
+
+/*
+ * Hands curl the request body.  Deliberately no seek callback: when a
+ * kept-alive connection dies after the body went out, libcurl would
+ * silently re-send the request on a new connection, spending a refresh
+ * token twice.  Without a way to rewind, it fails the transfer instead
+ * (CURLE_SEND_FAIL_REWIND), and the fallback rules decide.
+ */
+static size_t
+calcom_transfer_read_cb(char *buffer, size_t size, size_t nitems, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = Min(size * nitems,
+						transfer->request_len - transfer->request_offset);
+
+	memcpy(buffer, transfer->request_body + transfer->request_offset, n);
+	transfer->request_offset += n;
+	return n;
+}
+
+/*
+ * If the header line data (n bytes) is "name: value", copies the value,
+ * trimmed, into value (value_size bytes) and returns true.
+ */
+static bool
+calcom_transfer_header_value(const char *data, size_t n, const char *name,
+							 char *value, size_t value_size)
+{
+	size_t		name_len = strlen(name);
+	size_t		len;
+
+	if (n <= name_len || pg_strncasecmp(data, name, name_len) != 0)
+		return false;
+	len = Min(n - name_len, value_size - 1);
+	memcpy(value, data + name_len, len);
+	while (len > 0 && isspace((unsigned char) value[len - 1]))
+		len--;
+	value[len] = '\0';
+	return true;
+}
+
+/*
+ * Picks Retry-After (seconds or an HTTP date) and Cal.com's remaining
+ * request count out of the response headers.
+ */
+static size_t
+calcom_transfer_header_cb(char *data, size_t size, size_t nitems, void *userp)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+	size_t		n = size * nitems;
+	char		value[64];
+	char	   *end;
+	long		number;
+
+	if (calcom_transfer_header_value(data, n, "retry-after:", value,
+									 sizeof(value)))
+	{
+		number = strtol(value, &end, 10);
+		if (end != value && number >= 0 && *end == '\0')
+			transfer->retry_after_ms = (int) Min((int64) number * 1000,
+												 CAL_RETRY_AFTER_MAX_MS);
+		else
+		{
+			time_t		when = curl_getdate(value, NULL);
+
+			if (when > 0)
+				transfer->retry_after_ms = (int)
+					Min(Max((int64) (when - time(NULL)) * 1000, 0),
+						CAL_RETRY_AFTER_MAX_MS);
+		}
+	}
+	else if (calcom_transfer_header_value(data, n,
+										  "x-ratelimit-remaining-default:",
+										  value, sizeof(value)))
+	{
+		number = strtol(value, &end, 10);
+		if (end != value && number >= 0 && *end == '\0')
+			transfer->ratelimit_remaining = (int) Min(number, INT_MAX);
+	}
+	return n;
+}
+
+/* Appends a header line; false when libcurl is out of memory. */
+static bool
+calcom_transfer_append_header(CalTransfer *transfer, const char *line)
+{
+	struct curl_slist *grown = curl_slist_append(transfer->headers, line);
+
+	if (grown == NULL)
+		return false;
+	transfer->headers = grown;
+	return true;
+}
+
+static void
+calcom_transfer_build_headers(const CalClientConfig *config,
+							  CalTransfer *transfer)
+{
+	size_t		line_len = strlen(config->secret_key) + 32;
+	char	   *secret_line = palloc(line_len);
+	bool		ok;
+
+	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
+	ok = calcom_transfer_append_header(transfer, "Content-Type: application/json") &&
+		calcom_transfer_append_header(transfer, "Accept: application/json") &&
+	/* No "100-continue" round trip for a body of a few bytes. */
+		calcom_transfer_append_header(transfer, "Expect:") &&
+		calcom_transfer_append_header(transfer,
+									  psprintf("x-cal-client-id: %s",
+											   config->client_id)) &&
+		calcom_transfer_append_header(transfer, secret_line);
+	explicit_bzero(secret_line, line_len);
+	pfree(secret_line);
+	if (!ok)
+	{
+		calcom_transfer_free(transfer);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+}
+
+static void
+calcom_transfer_set_options(const CalClientConfig *config, const char *url,
+							int budget_ms, CalTransfer *transfer)
+{
+	CURL	   *easy = transfer->easy;
+
+	/* Start from defaults every time; live connections survive a reset. */
+	curl_easy_reset(easy);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) transfer->request_len);
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, calcom_transfer_read_cb);
+	curl_easy_setopt(easy, CURLOPT_READDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, calcom_transfer_header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "cal_refresh/1.1");
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, calcom_transfer_write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->curl_error);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) budget_ms);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+					 (long) Min(config->connect_timeout_ms, budget_ms));
+	/* The secret goes to the configured host and nowhere else. */
+	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+#ifdef CAL_HAVE_CURLOPT_PROTOCOLS_STR
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (config->ca_file != NULL && config->ca_file[0] != '\0')
+		curl_easy_setopt(easy, CURLOPT_CAINFO, config->ca_file);
+	/* A proxy from the server's environment must not see loopback calls. */
+	curl_easy_setopt(easy, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+#ifdef CAL_HAVE_CURLOPT_QUICK_EXIT
+	curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
+}
+
+CalTransfer *
+calcom_transfer_create(const CalClientConfig *config, CURL *easy,
+					   const char *url, const char *request_body,
+					   const char *refresh_token, int budget_ms)
+{
+	/* Not palloc0: zeroing the 64 kB body buffer would be wasted work. */
+	CalTransfer *transfer = palloc(sizeof(CalTransfer));
+
+	memset(transfer, 0, offsetof(CalTransfer, body));
+	transfer->body[0] = '\0';
+	transfer->easy = easy;
+	transfer->request_body = request_body;
+	transfer->request_len = strlen(request_body);
+	transfer->refresh_token = refresh_token;
+	transfer->retry_after_ms = -1;
+	transfer->ratelimit_remaining = -1;
+	transfer->https = pg_strncasecmp(config->api_url, "https:", 6) == 0;
+	calcom_transfer_build_headers(config, transfer);
+	calcom_transfer_set_options(config, url, budget_ms, transfer);
+	return transfer;
+}
+
+/*
+ * Which phase a timed-out transfer was in, from curl's own timings.  A
+ * reused connection has no DNS, connect or TLS time, so once the request
+ * is sent only the response phases are considered.
+ */
+static const char *
+calcom_transfer_timeout_phase(const CalTransfer *transfer, bool request_sent)
+{
+	curl_off_t	namelookup = 0;
+	curl_off_t	connect = 0;
+	curl_off_t	appconnect = 0;
+	long		header_bytes = 0;
+
+	curl_easy_getinfo(transfer->easy, CURLINFO_NAMELOOKUP_TIME_T, &namelookup);
+	curl_easy_getinfo(transfer->easy, CURLINFO_CONNECT_TIME_T, &connect);
+	curl_easy_getinfo(transfer->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+	curl_easy_getinfo(transfer->easy, CURLINFO_HEADER_SIZE, &header_bytes);
+	if (request_sent)
+		return header_bytes == 0 ? "waiting for the response" :
+			"reading the response";
+	if (namelookup == 0)
+		return "resolving the host name";
+	if (connect == 0)
+		return "connecting";
+	if (transfer->https && appconnect == 0)
+		return "the TLS handshake";
+	return "sending the request";
+}
+
+/* Does the response body contain needle (a secret) anywhere? */
+static bool
+calcom_transfer_body_quotes(const CalTransfer *transfer, const char *needle)
+{
+	return needle != NULL && needle[0] != '\0' &&
+		memmem(transfer->body, transfer->body_len, needle, strlen(needle)) != NULL;
+}
+
+void
+calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
+						 CURLcode code, CalCallResult *result,
+						 int *ratelimit_remaining)
+{
+	long		status = 0;
+	long		request_size = 0;
+	curl_off_t	total_us = 0;
+	char		description[CAL_MESSAGE_MAX];
+	CalEndpoint endpoint = result->endpoint;
+
+	explicit_bzero(result, sizeof(*result));
+	result->endpoint = endpoint;
+	curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(transfer->easy, CURLINFO_REQUEST_SIZE, &request_size);
+	curl_easy_getinfo(transfer->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+	result->http_status = status;
+	result->request_sent = request_size > 0;
+	result->elapsed_ms = (int) (total_us / 1000);
+	result->retry_after_ms = transfer->retry_after_ms;
+	*ratelimit_remaining = transfer->ratelimit_remaining;
+
+	result->body_over_cap = transfer->body_over_cap;
+	if (code == CURLE_WRITE_ERROR && transfer->body_over_cap)
+	{
+		/* Too big to read: an error status still says what happened. */
+		result->outcome = status >= 400 ?
+			(status == 429 || status >= 500 ? CAL_UNAVAILABLE : CAL_REJECTED) :
+			CAL_BAD_RESPONSE;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "HTTP %ld: response body larger than %d kB", status,
+				 CAL_BODY_MAX / 1024);
+	}
+	else if (code == CURLE_OPERATION_TIMEDOUT)
+	{
+		result->outcome = CAL_TIMEOUT;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "timed out after %d ms while %s", result->elapsed_ms,
+				 calcom_transfer_timeout_phase(transfer, result->request_sent));
+	}
+	else if (code == CURLE_SEND_FAIL_REWIND)
+	{
+		result->outcome = CAL_NETWORK_ERROR;
+		result->request_sent = true;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "connection lost after the request was sent; not re-sent");
+	}
+	else if (code != CURLE_OK)
+	{
+		result->outcome = CAL_NETWORK_ERROR;
+		snprintf(result->message, CAL_MESSAGE_MAX, "%s",
+				 transfer->curl_error[0] != '\0' ? transfer->curl_error :
+				 curl_easy_strerror(code));
+	}
+	else if (status >= 200 && status < 300)
+	{
+		if (calcom_parse_tokens(transfer->body, transfer->body_len,
+								&result->tokens, description,
+								sizeof(description)))
+			result->outcome = CAL_OK;
+		else
+		{
+			result->outcome = CAL_BAD_RESPONSE;
+			snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
+					 status, description);
+		}
+	}
+	else if (status >= 300 && status < 400)
+	{
+		result->outcome = CAL_BAD_RESPONSE;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "HTTP %ld: redirects are not followed", status);
+	}
+	else
+	{
+		if (status == 429 || status >= 500)
+			result->outcome = CAL_UNAVAILABLE;
+		else if (status >= 400)
+			result->outcome = CAL_REJECTED;
+		else
+			result->outcome = CAL_BAD_RESPONSE;
+		/* A body that quotes a credential back is not described at all. */
+		if (calcom_transfer_body_quotes(transfer, config->secret_key) ||
+			calcom_transfer_body_quotes(transfer, transfer->refresh_token))
+			snprintf(description, sizeof(description),
+					 "error description withheld: it quoted a credential");
+		else
+			calcom_describe_error(transfer->body, transfer->body_len,
+								  description, sizeof(description));
+		snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
+				 status, description);
+	}
+	explicit_bzero(description, sizeof(description));
+}
+
+void
+calcom_transfer_free(CalTransfer *transfer)
+{
+	struct curl_slist *item;
+
+	/* The easy handle must keep no pointer into what is freed here. */
+	curl_easy_reset(transfer->easy);
+	for (item = transfer->headers; item != NULL; item = item->next)
+		explicit_bzero(item->data, strlen(item->data));
+	curl_slist_free_all(transfer->headers);
+	explicit_bzero(transfer->body, transfer->body_len);
+	pfree(transfer);
+}

@@ -1,0 +1,237 @@
+/*-------------------------------------------------------------------------
+ *
+ * failure_store.c
+ *		cal_refresh_failure: one row per user whose last refresh failed.
+ *
+ * Scheduled runs skip a user until its next_attempt_at: one minute after
+ * the first failure, doubling with each further one up to six hours, so a
+ * user that cannot be refreshed is not sent to Cal.com every few minutes.
+ * Failures that are not the user's own (Cal.com down, say) are recorded
+ * without that wait.  A success deletes the row.
+ *
+ * The table belongs to the extension and is closed to PUBLIC; the
+ * statements here run as its owner (spi_pinned.c), so an application role
+ * that may refresh a user needs no privilege on it.  They are prepared
+ * once per session and again when the table is replaced.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "failure_store.h"
+#include "spi_pinned.h"
+
+#define FAILURE_TABLE "cal_refresh_failure"
+
+/* Where the table is and the statements on it, valid for relid. */
+typedef struct FailureTable
+{
+	Oid			relid;
+	Oid			owner;
+	SPIPlanPtr	record_plan;
+	SPIPlanPtr	clear_plan;
+	SPIPlanPtr	backed_off_plan;
+	SPIPlanPtr	read_all_plan;
+} FailureTable;
+
+static FailureTable failure_table;
+
+static SPIPlanPtr
+failure_store_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static void
+failure_store_prepare_all(const char *table)
+{
+	FailureTable *t = &failure_table;
+	Oid			record_types[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	BOOLOID};
+	Oid			text_type[1] = {TEXTOID};
+	Oid			time_type[1] = {TIMESTAMPTZOID};
+
+	/* 2^9 minutes already passes the 6-hour cap: no overflow, ever. */
+	t->record_plan = failure_store_prepare(psprintf(
+		"INSERT INTO %s AS f (user_ulid, error_code, error, failures, "
+		"last_failure_at, next_attempt_at) "
+		"VALUES ($1, $2, $3, 1, $4, "
+		"CASE WHEN $5 THEN $4 + interval '1 minute' ELSE $4 END) "
+		"ON CONFLICT (user_ulid) DO UPDATE SET "
+		"error_code = excluded.error_code, error = excluded.error, "
+		"failures = f.failures + 1, last_failure_at = $4, "
+		"next_attempt_at = CASE WHEN $5 THEN $4 + least(interval '1 minute' * "
+		"power(2, least(f.failures, 9)), interval '6 hours') ELSE $4 END",
+		table), 5, record_types);
+	t->clear_plan = failure_store_prepare(psprintf(
+		"DELETE FROM %s WHERE user_ulid = $1", table), 1, text_type);
+	t->backed_off_plan = failure_store_prepare(psprintf(
+		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
+		"WHERE next_attempt_at > $1", table), 1, time_type);
+	t->read_all_plan = failure_store_prepare(psprintf(
+		"SELECT coalesce(array_agg(user_ulid ORDER BY user_ulid), '{}'), "
+		"coalesce(array_agg(error_code ORDER BY user_ulid), '{}'), "
+		"coalesce(array_agg(error ORDER BY user_ulid), '{}'), "
+		"coalesce(array_agg(failures ORDER BY user_ulid), '{}'), "
+		"coalesce(array_agg(last_failure_at ORDER BY user_ulid), '{}'), "
+		"coalesce(array_agg(next_attempt_at ORDER BY user_ulid), '{}') "
+		"FROM %s", table), 0, NULL);
+}
+
+/*
+ * Finds the table in the extension's schema and starts an SPI session as
+ * its owner.  Returns false, with no session, when there is no table.
+ */
+static bool
+failure_store_begin(Oid schema, SpiPinned *session)
+{
+	FailureTable *t = &failure_table;
+	Oid			relid = get_relname_relid(FAILURE_TABLE, schema);
+	HeapTuple	tuple;
+
+	if (!OidIsValid(relid))
+		return false;
+	if (relid != t->relid)
+	{
+		SPIPlanPtr	plans[4] = {t->record_plan, t->clear_plan,
+		t->backed_off_plan, t->read_all_plan};
+		size_t		i;
+
+		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tuple))
+			return false;
+		for (i = 0; i < lengthof(plans); i++)
+			if (plans[i] != NULL)
+				SPI_freeplan(plans[i]);
+		memset(t, 0, sizeof(*t));
+		t->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+
+		spi_pinned_begin(session, t->owner);
+		failure_store_prepare_all(quote_qualified_identifier(get_namespace_name(schema),
+															 FAILURE_TABLE));
+		t->relid = relid;
+		return true;
+	}
+	spi_pinned_begin(session, t->owner);
+	return true;
+}
+
+/* The table must be there for the calls that need it. */
+static void
+failure_store_begin_required(Oid schema, SpiPinned *session)
+{
+	if (!failure_store_begin(schema, session))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s is missing",
+						quote_qualified_identifier(get_namespace_name(schema),
+												   FAILURE_TABLE)),
+				 errhint("Run ALTER EXTENSION cal_refresh UPDATE.")));
+}
+
+void
+failure_store_record(Oid schema, const char *user_ulid, const char *error_code,
+					 const char *error, bool back_off)
+{
+	SpiPinned	session;
+	Datum		args[5];
+	int			rc;
+
+	if (!failure_store_begin(schema, &session))
+		return;
+	args[0] = CStringGetTextDatum(user_ulid);
+	args[1] = CStringGetTextDatum(error_code);
+	args[2] = CStringGetTextDatum(error);
+	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	args[4] = BoolGetDatum(back_off);
+	rc = SPI_execute_plan(failure_table.record_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	spi_pinned_end(&session);
+}
+
+void
+failure_store_clear(Oid schema, const char *user_ulid)
+{
+	SpiPinned	session;
+	Datum		args[1];
+	int			rc;
+
+	if (!failure_store_begin(schema, &session))
+		return;
+	args[0] = CStringGetTextDatum(user_ulid);
+	rc = SPI_execute_plan(failure_table.clear_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	spi_pinned_end(&session);
+}
+
+/* Runs a one-row aggregate statement and copies its arrays out of SPI. */
+static void
+failure_store_fetch_arrays(SPIPlanPtr plan, Datum *args, Datum *columns,
+						   int ncolumns, MemoryContext caller_context)
+{
+	int			rc = SPI_execute_plan(plan, args, NULL, false, 1);
+	int			i;
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < ncolumns; i++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, i + 1,
+										  &isnull);
+		MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+
+		Assert(!isnull);
+		columns[i] = datumCopy(value, false, -1);
+		MemoryContextSwitchTo(spi_context);
+	}
+}
+
+Datum
+failure_store_backed_off(Oid schema)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	SpiPinned	session;
+	Datum		args[1];
+	Datum		users;
+
+	failure_store_begin_required(schema, &session);
+	args[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	failure_store_fetch_arrays(failure_table.backed_off_plan, args, &users, 1,
+							   caller_context);
+	spi_pinned_end(&session);
+	return users;
+}
+
+void
+failure_store_read_all(Oid schema, Datum columns[FAILURE_STORE_COLUMNS])
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	SpiPinned	session;
+
+	failure_store_begin_required(schema, &session);
+	failure_store_fetch_arrays(failure_table.read_all_plan, NULL, columns,
+							   FAILURE_STORE_COLUMNS, caller_context);
+	spi_pinned_end(&session);
+}

@@ -1,0 +1,52 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_pinned.c
+ *		SPI sessions with search_path pinned, optionally as another role.
+ *
+ * Every statement cal_refresh runs names its tables schema-qualified; its
+ * operators and functions are found through search_path, so that is
+ * pinned to pg_catalog (pg_temp last, or it would be searched first for
+ * types) as a GUC nest level, the way postgres_fdw sets its transmission
+ * modes.  Statements on the extension's own bookkeeping run as the owner
+ * of that table, so that callers need no privilege on it; they run as a
+ * security-restricted operation, as REFRESH MATERIALIZED VIEW does.  An
+ * error undoes both with the (sub)transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "spi_pinned.h"
+
+void
+spi_pinned_begin(SpiPinned *session, Oid run_as)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	session->guc_nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	session->switched_user = OidIsValid(run_as);
+	if (session->switched_user)
+	{
+		GetUserIdAndSecContext(&session->saved_user,
+							   &session->saved_sec_context);
+		SetUserIdAndSecContext(run_as, session->saved_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	}
+}
+
+void
+spi_pinned_end(SpiPinned *session)
+{
+	if (session->switched_user)
+		SetUserIdAndSecContext(session->saved_user,
+							   session->saved_sec_context);
+	AtEOXact_GUC(true, session->guc_nest_level);
+	SPI_finish();
+}

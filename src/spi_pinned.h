@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_pinned.h
+ *		SPI sessions whose statements no role can redirect: search_path is
+ *		pinned to pg_catalog for their duration, and, where a statement
+ *		must run as the owner of what it touches, the user is switched.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SPI_PINNED_H
+#define SPI_PINNED_H
+
+typedef struct SpiPinned
+{
+	int			guc_nest_level;
+	Oid			saved_user;
+	int			saved_sec_context;
+	bool		switched_user;
+} SpiPinned;
+
+/*
+ * SPI_connect with search_path pinned.  With run_as valid, statements run
+ * as that role in a security-restricted operation until spi_pinned_end.
+ */
+extern void spi_pinned_begin(SpiPinned *session, Oid run_as);
+extern void spi_pinned_end(SpiPinned *session);
+
+#endif							/* SPI_PINNED_H */

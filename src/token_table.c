@@ -1,0 +1,465 @@
+/*-------------------------------------------------------------------------
+ *
+ * token_table.c
+ *		Finding and checking the application's table, and preparing the
+ *		statements cal_refresh runs on it.
+ *
+ * The table belongs to the application: we never create or alter it.  It
+ * is found from cal_refresh.table_name without consulting search_path (a
+ * temporary table of the same name cannot stand in for it), its columns
+ * are checked once per session and its statements prepared then.  The
+ * cache is dropped when the table or any schema changes.
+ *
+ * Expiry columns may be timestamptz, timestamp (UTC, as Prisma writes
+ * them) or bigint milliseconds; the SQL converts, the C code sees
+ * timestamptz only.  Tokens always travel as parameters, never in the
+ * query text.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "token_table.h"
+
+static TokenTable token_table;
+static bool callbacks_registered = false;
+
+#define COL_USER_ULID "userUlid"
+#define COL_ACCESS_TOKEN "calAccessToken"
+#define COL_REFRESH_TOKEN "calRefreshToken"
+#define COL_ACCESS_EXPIRY "calAccessTokenExpiresAt"
+#define COL_MANAGED_USER_ID "calManagedUserId"
+#define COL_REFRESH_EXPIRY "calRefreshTokenExpiresAt"
+#define COL_UPDATED_AT "updatedAt"
+
+/*
+ * Reads one identifier at *p into out (NAMEDATALEN bytes): "quoted" with ""
+ * escapes, or bare and folded to lower case as the SQL parser would.
+ */
+static bool
+parse_identifier(const char **p, char *out)
+{
+	const char *s = *p;
+	int			len = 0;
+
+	if (*s == '"')
+	{
+		for (s++;; s++)
+		{
+			if (*s == '\0')
+				return false;
+			if (*s == '"')
+			{
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			if (len >= NAMEDATALEN - 1)
+				return false;
+			out[len++] = *s;
+		}
+		s++;
+	}
+	else
+	{
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			  *s == '_' || IS_HIGHBIT_SET(*s)))
+			return false;
+		for (; (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			 (*s >= '0' && *s <= '9') || *s == '_' || *s == '$' ||
+			 IS_HIGHBIT_SET(*s); s++)
+		{
+			if (len >= NAMEDATALEN - 1)
+				return false;
+			out[len++] = (char) ((*s >= 'A' && *s <= 'Z') ? *s + ('a' - 'A') : *s);
+		}
+	}
+	out[len] = '\0';
+	*p = s;
+	return len > 0;
+}
+
+bool
+token_table_parse_name(const char *value, char *schema, char *table)
+{
+	const char *p = value;
+
+	if (value == NULL || strlen(value) >= 2 * NAMEDATALEN + 8)
+		return false;
+	if (!parse_identifier(&p, schema) || *p++ != '.')
+		return false;
+	return parse_identifier(&p, table) && *p == '\0';
+}
+
+static void
+token_table_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == token_table.relid)
+		token_table.valid = false;
+}
+
+static void
+token_table_invalidate_all(Datum arg, int cacheid, uint32 hashvalue)
+{
+	token_table.valid = false;
+}
+
+/* The column's base type, or InvalidOid when there is no such column. */
+static Oid
+column_type(Oid relid, const char *column)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+
+	if (attnum == InvalidAttrNumber)
+		return InvalidOid;
+	return getBaseType(get_atttype(relid, attnum));
+}
+
+static ExpiryKind
+expiry_kind(Oid type)
+{
+	switch (type)
+	{
+		case TIMESTAMPTZOID:
+			return EXPIRY_TIMESTAMPTZ;
+		case TIMESTAMPOID:
+			return EXPIRY_TIMESTAMP;
+		case INT8OID:
+			return EXPIRY_MILLISECONDS;
+		default:
+			return EXPIRY_NONE;
+	}
+}
+
+static bool
+is_text_type(Oid type)
+{
+	return type == TEXTOID || type == VARCHAROID;
+}
+
+/* Is there a valid, non-partial unique index on exactly that column? */
+static bool
+has_unique_index_on(Oid relid, AttrNumber attnum)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID,
+											ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		index = (Form_pg_index) GETSTRUCT(tuple);
+		if (index->indisunique && index->indisvalid &&
+			index->indnkeyatts == 1 && index->indkey.values[0] == attnum &&
+			heap_attisnull(tuple, Anum_pg_index_indpred, NULL))
+			found = true;
+		ReleaseSysCache(tuple);
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* SQL reading an expiry column as timestamptz. */
+static void
+append_expiry_read(StringInfo sql, const char *column, ExpiryKind kind)
+{
+	const char *col = quote_identifier(column);
+
+	if (kind == EXPIRY_TIMESTAMP)
+		appendStringInfo(sql, "(%s AT TIME ZONE 'UTC')", col);
+	else if (kind == EXPIRY_MILLISECONDS)
+		appendStringInfo(sql, "to_timestamp(%s::float8 / 1000)", col);
+	else
+		appendStringInfoString(sql, col);
+}
+
+/* SQL turning timestamptz parameter $n into the column's type. */
+static void
+append_expiry_write(StringInfo sql, int param, ExpiryKind kind)
+{
+	if (kind == EXPIRY_TIMESTAMP)
+		appendStringInfo(sql, "($%d AT TIME ZONE 'UTC')", param);
+	else if (kind == EXPIRY_MILLISECONDS)
+		appendStringInfo(sql, "(extract(epoch FROM $%d) * 1000)::int8", param);
+	else
+		appendStringInfo(sql, "$%d", param);
+}
+
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/* The SELECT list every row statement shares (see token_table.h). */
+static void
+append_row_columns(StringInfo sql, const TokenTable *t)
+{
+	appendStringInfo(sql, "SELECT %s::text, %s::text, ",
+					 quote_identifier(COL_ACCESS_TOKEN),
+					 quote_identifier(COL_REFRESH_TOKEN));
+	append_expiry_read(sql, COL_ACCESS_EXPIRY, t->access_expiry);
+	if (t->has_managed_user_id)
+		appendStringInfo(sql, ", %s::int8",
+						 quote_identifier(COL_MANAGED_USER_ID));
+	else
+		appendStringInfoString(sql, ", NULL::int8");
+}
+
+/*
+ * The rows due for a refresh: access token expiring before $1 (or of
+ * unknown expiry), key after $2 (NULL: from the start) in "C" order, not
+ * among the users $3, at most $4 of them, each locked unless another
+ * session holds it.  The expiry is compared in the column's own type, so
+ * an index on it can serve.
+ */
+static void
+prepare_due_statement(const char *qualified_name)
+{
+	TokenTable *t = &token_table;
+	StringInfoData sql;
+	Oid			types[4] = {TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT8OID};
+	const char *key = quote_identifier(COL_USER_ULID);
+	const char *expiry = quote_identifier(COL_ACCESS_EXPIRY);
+
+	initStringInfo(&sql);
+	append_row_columns(&sql, t);
+	appendStringInfo(&sql, ", %s::text FROM %s WHERE (%s < ",
+					 key, qualified_name, expiry);
+	append_expiry_write(&sql, 1, t->access_expiry);
+	appendStringInfo(&sql, " OR %s IS NULL)"
+					 " AND ($2 IS NULL OR %s COLLATE pg_catalog.\"C\" > $2)"
+					 " AND %s <> ALL ($3)"
+					 " ORDER BY %s COLLATE pg_catalog.\"C\" LIMIT $4"
+					 " FOR UPDATE SKIP LOCKED",
+					 expiry, key, key, key);
+	t->due_plan = prepare_kept(sql.data, 4, types);
+	pfree(sql.data);
+}
+
+/*
+ * Every user with its expiry and, from the arrays $1..$6 (the columns of
+ * cal_refresh_failure), its failures: the rows of cal_refresh_status(),
+ * failing users first, then by expiry.
+ */
+static void
+prepare_status_statement(const char *qualified_name)
+{
+	TokenTable *t = &token_table;
+	StringInfoData sql;
+	StringInfoData expiry;
+	Oid			types[6] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT4ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+
+	initStringInfo(&expiry);
+	append_expiry_read(&expiry, COL_ACCESS_EXPIRY, t->access_expiry);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT u.%s::text, %s, %s - now(), f.error_code, f.error, "
+					 "f.last_failure_at, f.failures, f.next_attempt_at "
+					 "FROM %s u LEFT JOIN unnest($1, $2, $3, $4, $5, $6) "
+					 "AS f(user_ulid, error_code, error, failures, "
+					 "last_failure_at, next_attempt_at) "
+					 "ON f.user_ulid = u.%s::text "
+					 "ORDER BY f.failures IS NULL, 2 NULLS FIRST, "
+					 "u.%s COLLATE pg_catalog.\"C\"",
+					 quote_identifier(COL_USER_ULID), expiry.data, expiry.data,
+					 qualified_name, quote_identifier(COL_USER_ULID),
+					 quote_identifier(COL_USER_ULID));
+	t->status_plan = prepare_kept(sql.data, 6, types);
+	pfree(expiry.data);
+	pfree(sql.data);
+}
+
+/* Builds and prepares every statement on the table. */
+static void
+prepare_statements(const char *qualified_name)
+{
+	TokenTable *t = &token_table;
+	StringInfoData sql;
+	Oid			lock_types[1] = {TEXTOID};
+	Oid			write_types[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID};
+
+	initStringInfo(&sql);
+	append_row_columns(&sql, t);
+	appendStringInfo(&sql, " FROM %s WHERE %s = $1",
+					 qualified_name, quote_identifier(COL_USER_ULID));
+	t->read_plan = prepare_kept(sql.data, 1, lock_types);
+	appendStringInfoString(&sql, " FOR UPDATE");
+	t->lock_plan = prepare_kept(sql.data, 1, lock_types);
+	appendStringInfoString(&sql, " SKIP LOCKED");
+	t->try_lock_plan = prepare_kept(sql.data, 1, lock_types);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE %s SET %s = $2, %s = $3, %s = ",
+					 qualified_name, quote_identifier(COL_ACCESS_TOKEN),
+					 quote_identifier(COL_REFRESH_TOKEN),
+					 quote_identifier(COL_ACCESS_EXPIRY));
+	append_expiry_write(&sql, 4, t->access_expiry);
+	if (t->refresh_expiry != EXPIRY_NONE)
+	{
+		appendStringInfo(&sql, ", %s = COALESCE(",
+						 quote_identifier(COL_REFRESH_EXPIRY));
+		append_expiry_write(&sql, 5, t->refresh_expiry);
+		appendStringInfo(&sql, ", %s)", quote_identifier(COL_REFRESH_EXPIRY));
+	}
+	if (t->updated_at == EXPIRY_TIMESTAMPTZ)
+		appendStringInfo(&sql, ", %s = now()", quote_identifier(COL_UPDATED_AT));
+	else if (t->updated_at == EXPIRY_TIMESTAMP)
+		appendStringInfo(&sql, ", %s = (now() AT TIME ZONE 'UTC')",
+						 quote_identifier(COL_UPDATED_AT));
+	appendStringInfo(&sql, " WHERE %s = $1", quote_identifier(COL_USER_ULID));
+	t->write_plan = prepare_kept(sql.data, 5, write_types);
+	pfree(sql.data);
+
+	prepare_due_statement(qualified_name);
+	prepare_status_statement(qualified_name);
+}
+
+const TokenTable *
+token_table_get(const char *table_name, char **problem)
+{
+	TokenTable *t = &token_table;
+	char		schema[NAMEDATALEN];
+	char		table[NAMEDATALEN];
+	Oid			nspid;
+	Oid			relid;
+	Oid			type;
+	char		relkind;
+
+	if (t->valid && strcmp(t->table_name, table_name) == 0)
+		return t;
+
+	if (!callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(token_table_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, token_table_invalidate_all,
+									  (Datum) 0);
+		callbacks_registered = true;
+	}
+	{
+		SPIPlanPtr	plans[6] = {t->read_plan, t->lock_plan, t->try_lock_plan,
+		t->write_plan, t->due_plan, t->status_plan};
+		size_t		i;
+
+		for (i = 0; i < lengthof(plans); i++)
+			if (plans[i] != NULL)
+				SPI_freeplan(plans[i]);
+	}
+	memset(t, 0, sizeof(*t));
+
+	if (!token_table_parse_name(table_name, schema, table))
+	{
+		*problem = psprintf("cal_refresh.table_name \"%s\" is not of the form "
+							"schema.table", table_name);
+		return NULL;
+	}
+	nspid = get_namespace_oid(schema, true);
+	relid = OidIsValid(nspid) ? get_relname_relid(table, nspid) : InvalidOid;
+	if (!OidIsValid(relid))
+	{
+		*problem = psprintf("table %s does not exist",
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		*problem = psprintf("%s is not a table",
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+
+	if (!is_text_type(column_type(relid, COL_USER_ULID)) ||
+		!is_text_type(column_type(relid, COL_ACCESS_TOKEN)) ||
+		!is_text_type(column_type(relid, COL_REFRESH_TOKEN)))
+	{
+		*problem = psprintf("table %s needs text columns \"%s\", \"%s\" and \"%s\"",
+							quote_qualified_identifier(schema, table),
+							COL_USER_ULID, COL_ACCESS_TOKEN, COL_REFRESH_TOKEN);
+		return NULL;
+	}
+	t->access_expiry = expiry_kind(column_type(relid, COL_ACCESS_EXPIRY));
+	if (t->access_expiry == EXPIRY_NONE)
+	{
+		*problem = psprintf("table %s needs a column \"%s\" of type timestamptz, "
+							"timestamp or bigint (milliseconds)",
+							quote_qualified_identifier(schema, table),
+							COL_ACCESS_EXPIRY);
+		return NULL;
+	}
+
+	/* Optional columns: absent is fine, present with a wrong type is not. */
+	type = column_type(relid, COL_MANAGED_USER_ID);
+	t->has_managed_user_id = OidIsValid(type);
+	if (OidIsValid(type) && type != INT2OID && type != INT4OID && type != INT8OID)
+	{
+		*problem = psprintf("column \"%s\" of table %s must be an integer",
+							COL_MANAGED_USER_ID,
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+	type = column_type(relid, COL_REFRESH_EXPIRY);
+	t->refresh_expiry = expiry_kind(type);
+	if (OidIsValid(type) && t->refresh_expiry == EXPIRY_NONE)
+	{
+		*problem = psprintf("column \"%s\" of table %s must be timestamptz, "
+							"timestamp or bigint",
+							COL_REFRESH_EXPIRY,
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+	type = column_type(relid, COL_UPDATED_AT);
+	t->updated_at = expiry_kind(type);
+	if (OidIsValid(type) && (t->updated_at == EXPIRY_NONE ||
+							 t->updated_at == EXPIRY_MILLISECONDS))
+	{
+		*problem = psprintf("column \"%s\" of table %s must be timestamptz or "
+							"timestamp",
+							COL_UPDATED_AT,
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+
+	if (!has_unique_index_on(relid, get_attnum(relid, COL_USER_ULID)))
+	{
+		*problem = psprintf("column \"%s\" of table %s needs a unique index",
+							COL_USER_ULID,
+							quote_qualified_identifier(schema, table));
+		return NULL;
+	}
+
+	prepare_statements(quote_qualified_identifier(schema, table));
+	strlcpy(t->table_name, table_name, sizeof(t->table_name));
+	t->relid = relid;
+	t->valid = true;
+	return t;
+}
