@@ -166,7 +166,7 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 
 	cal_batch_config(fcinfo, &config);
 	refresh_expiring_tokens(&config, GetCurrentTimestamp() + within_us, NULL,
-							max_users, &batch);
+							max_users, -1, &batch);
 	if (batch.error_code != NULL)
 		cal_raise_batch_failure(batch.error_code, batch.error);
 	for (i = 0; i < batch.n_results; i++)
@@ -228,12 +228,12 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 	{
 		MemoryContext batch_context;
 		TimestampTz batch_started = GetCurrentTimestamp();
+		long		time_left_ms = cal_job_max_runtime() -
+			TimestampDifferenceMilliseconds(started, batch_started);
 		RefreshConfig config;
 		RefreshBatchResult batch;
 
-		if (n_batches > 0 &&
-			TimestampDifferenceExceeds(started, batch_started,
-									   cal_job_max_runtime()))
+		if (n_batches > 0 && time_left_ms <= 0)
 		{
 			stopped_because = "cal_refresh.job_max_runtime has passed";
 			break;
@@ -243,8 +243,9 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(batch_context);
 
 		cal_batch_config(fcinfo, &config);
+		/* Within a batch too, no user starts once the time is up. */
 		refresh_expiring_tokens(&config, batch_started + within_us, after_user,
-								batch_size, &batch);
+								batch_size, (int) Max(time_left_ms, 0), &batch);
 		if (batch.error_code != NULL)
 			cal_raise_batch_failure(batch.error_code, batch.error);
 		n_batches++;

@@ -12,10 +12,12 @@
  *
  * Every request first takes a slot of the cluster's request budget
  * (rate_limit.c).  An interactive batch books the next slot and waits for
- * it; a background batch takes only a slot that is free now, and polls,
- * so a person's call books ahead of any batch.  A background call's
- * timeout runs from its first slot, so a busy budget delays a batch
- * without failing its users.
+ * it; a background batch starts a user's refresh only with a slot that is
+ * free now, and polls, so a person's call books ahead of any batch.  That
+ * refresh's timeout runs from its first slot, so a busy budget delays a
+ * batch without failing its users; the batch's own limit
+ * (start_within_ms) is when it stops starting them.  A force refresh books
+ * ahead even in a batch: its user is half way, and its row locked.
  *
  * Easy handles are created per batch and connections stay in the multi
  * handle, kept alive between calls and batches.  When the batch's memory
@@ -71,6 +73,7 @@ struct CalCall
 	int64		started_ms;
 	int64		deadline_ms;
 	int64		wake_ms;		/* CAL_CALL_WAITING: next attempt */
+	bool		books_ahead;	/* waits for a booked slot, or polls */
 	bool		slot_reserved;	/* a request slot is ours at wake_ms */
 	CURL	   *easy;			/* CAL_CALL_RUNNING */
 	CalTransfer *transfer;		/* CAL_CALL_RUNNING */
@@ -82,6 +85,7 @@ struct CalBatch
 	CalClientConfig config;
 	int			max_concurrency;
 	bool		background;
+	int64		start_by_ms;	/* no queued call starts after; -1: none */
 	MemoryContext context;
 	MemoryContextCallback cleanup;
 	char	   *base_url;
@@ -201,7 +205,7 @@ calcom_batch_cleanup(void *arg)
 
 CalBatch *
 calcom_batch_create(const CalClientConfig *config, int max_concurrency,
-					bool background)
+					bool background, int start_within_ms)
 {
 	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
 												  "cal_refresh batch",
@@ -213,6 +217,8 @@ calcom_batch_create(const CalClientConfig *config, int max_concurrency,
 	batch->max_concurrency = Max(1, Min(max_concurrency,
 										CURL_WAIT_MAX_TRANSFERS));
 	batch->background = background;
+	batch->start_by_ms = start_within_ms < 0 ? -1 :
+		curl_wait_now_ms() + start_within_ms;
 	batch->context = context;
 	batch->base_url = MemoryContextStrdup(context, config->api_url);
 	len = strlen(batch->base_url);
@@ -369,7 +375,7 @@ calcom_call_take_slot(CalCall *call, int64 now_ms)
 	if (call->slot_reserved)
 		return true;
 	wait_us = rate_limit_reserve(per_minute,
-								 batch->background ? now_ms * 1000 : latest_us,
+								 call->books_ahead ? latest_us : now_ms * 1000,
 								 &earliest_us);
 	if (wait_us == 0)
 		return true;
@@ -513,6 +519,35 @@ calcom_collect_finished(void)
 	}
 }
 
+/* A call leaves the queue: its deadline starts, and its result exists. */
+static void
+calcom_call_start(CalBatch *batch, CalCall *call, int64 now_ms)
+{
+	call->started_ms = now_ms;
+	call->deadline_ms = now_ms + batch->config.timeout_ms;
+	call->wake_ms = now_ms;
+	/* Results are big (tokens): only started calls have one. */
+	call->result = MemoryContextAllocZero(batch->context,
+										  sizeof(CalCallResult));
+	call->result->endpoint = call->endpoint;
+	call->result->retry_after_ms = -1;
+	call->state = CAL_CALL_WAITING;
+}
+
+/* A queued call the batch no longer starts: a timeout, nothing sent. */
+static void
+calcom_call_not_started(CalBatch *batch, CalCall *call, int64 now_ms)
+{
+	calcom_call_start(batch, call, now_ms);
+	call->result->outcome = CAL_TIMEOUT;
+	snprintf(call->result->message, CAL_MESSAGE_MAX,
+			 "not sent: the job's time (cal_refresh.job_max_runtime) ran "
+			 "out before this user's turn");
+	explicit_bzero(call->request_body, strlen(call->request_body));
+	call->state = CAL_CALL_DONE;
+	calcom_queue_push(batch, &batch->done, call);
+}
+
 /*
  * Starts queued calls while there is room, and due attempts of started
  * ones.  Returns when the loop must next wake up for a wait of ours (-1:
@@ -525,36 +560,37 @@ calcom_batch_advance(CalBatch *batch)
 	int64		wake_ms = -1;
 	int			i;
 
+	/* Past the batch's limit, the users not yet started are left alone. */
+	if (batch->start_by_ms >= 0 && now_ms >= batch->start_by_ms)
+		while (!calcom_queue_is_empty(&batch->queued))
+			calcom_call_not_started(batch, calcom_queue_pop(&batch->queued),
+									now_ms);
+
 	while (batch->n_active < batch->max_concurrency &&
 		   (!calcom_queue_is_empty(&batch->urgent) ||
 			!calcom_queue_is_empty(&batch->queued)))
 	{
-		CalCallQueue *queue = calcom_queue_is_empty(&batch->urgent) ?
-		&batch->queued : &batch->urgent;
+		bool		urgent = !calcom_queue_is_empty(&batch->urgent);
+		CalCallQueue *queue = urgent ? &batch->urgent : &batch->queued;
 		CalCall    *call = queue->items[queue->head];
 
-		call->started_ms = now_ms;
-		call->deadline_ms = now_ms + batch->config.timeout_ms;
-		call->wake_ms = now_ms;
-		if (batch->background)
+		call->books_ahead = urgent || !batch->background;
+		if (!call->books_ahead)
 		{
 			int64		earliest_us;
 
-			/* A batch starts a call only with a slot free now. */
+			/* A batch starts a user only with a slot free now. */
 			if (rate_limit_reserve(batch->config.max_requests_per_minute,
 								   now_ms * 1000, &earliest_us) < 0)
 			{
 				wake_ms = (earliest_us + 999) / 1000;
+				if (batch->start_by_ms >= 0)
+					wake_ms = Min(wake_ms, batch->start_by_ms);
 				break;
 			}
 			call->slot_reserved = true;
 		}
-		/* Results are big (tokens): only started calls have one. */
-		call->result = MemoryContextAllocZero(batch->context,
-											  sizeof(CalCallResult));
-		call->result->endpoint = call->endpoint;
-		call->result->retry_after_ms = -1;
-		call->state = CAL_CALL_WAITING;
+		calcom_call_start(batch, call, now_ms);
 		(void) calcom_queue_pop(queue);
 		batch->active[batch->n_active++] = call;
 	}

@@ -60,9 +60,10 @@ typedef struct CalCallResult
 /*
  * A set of calls run concurrently, at most max_concurrency at a time, each
  * with its own retries within config->timeout_ms.  A background batch
- * starts a call only when the cluster's request budget has a slot free at
- * once, and its timeout runs from then; an interactive one (a person is
- * waiting) books the next slot ahead, so it goes before any batch.
+ * starts a refresh only when the cluster's request budget has a slot free
+ * at once, and its timeout runs from then; an interactive one (a person is
+ * waiting), and any force refresh, books the next slot ahead, so it goes
+ * before a batch's next user.
  */
 typedef struct CalBatch CalBatch;
 
@@ -70,10 +71,14 @@ extern void calcom_client_init(void);
 
 /*
  * Creates a batch in the current memory context.  Whatever happens, its
- * transfers end when that context goes (an error included).
+ * transfers end when that context goes (an error included).  After
+ * start_within_ms (-1: no limit) no queued refresh starts any more: those
+ * end as timeouts with nothing sent.  Force refreshes, whose users are
+ * half way, still start.
  */
 extern CalBatch *calcom_batch_create(const CalClientConfig *config,
-									 int max_concurrency, bool background);
+									 int max_concurrency, bool background,
+									 int start_within_ms);
 
 /* Queues POST /v2/oauth/{clientId}/refresh with the given refresh token. */
 extern void calcom_batch_add_refresh(CalBatch *batch,

@@ -11,6 +11,11 @@
  * first and then sleeps, so waiters are served in order without holding
  * any lock while they sleep.
  *
+ * The backlog is a number of requests, so when the rate changes (a reload,
+ * or a session's own setting) what is booked ahead is rescaled to the new
+ * interval: a minute booked at 1 a minute is a tenth of a second at 600.
+ * Cal.com's pauses (a 429) are time, not requests, and are kept apart.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,6 +41,8 @@ typedef struct RateLimitShared
 {
 	slock_t		mutex;
 	int64		next_slot_us;	/* when the next request may go, burst aside */
+	int64		interval_us;	/* the spacing next_slot_us was booked at */
+	int64		paused_until_us;	/* no request before this (a 429) */
 } RateLimitShared;
 
 static RateLimitShared *rate_shared = NULL;
@@ -78,6 +85,8 @@ rate_limit_shmem_startup(void)
 	{
 		SpinLockInit(&rate_shared->mutex);
 		rate_shared->next_slot_us = 0;
+		rate_shared->interval_us = 0;
+		rate_shared->paused_until_us = 0;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -109,14 +118,22 @@ rate_limit_reserve(int per_minute, int64 deadline_us, int64 *earliest_us)
 	now_us = rate_limit_now_us();
 
 	SpinLockAcquire(&rate_shared->mutex);
+	/* Requests booked ahead at another rate, spaced at this one. */
+	if (rate_shared->interval_us != interval_us &&
+		rate_shared->next_slot_us > now_us && rate_shared->interval_us > 0)
+		rate_shared->next_slot_us = now_us +
+			(int64) ((double) (rate_shared->next_slot_us - now_us) *
+					 interval_us / rate_shared->interval_us);
+	rate_shared->interval_us = interval_us;
 	slot_us = Max(rate_shared->next_slot_us, now_us);
-	*earliest_us = slot_us - (RATE_LIMIT_BURST - 1) * interval_us;
+	*earliest_us = Max(slot_us - (RATE_LIMIT_BURST - 1) * interval_us,
+					   rate_shared->paused_until_us);
 	if (*earliest_us > deadline_us)
 	{
 		SpinLockRelease(&rate_shared->mutex);
 		return -1;
 	}
-	rate_shared->next_slot_us = slot_us + interval_us;
+	rate_shared->next_slot_us = Max(slot_us, *earliest_us) + interval_us;
 	SpinLockRelease(&rate_shared->mutex);
 
 	return Max(*earliest_us - now_us, 0);
@@ -127,22 +144,34 @@ rate_limit_feedback(int per_minute, bool throttled, int retry_after_ms,
 					int remaining)
 {
 	int64		now_us;
-	int64		pause_until_us;
+	int64		interval_us;
 
 	if (per_minute <= 0 || rate_shared == NULL)
 		return;
 	now_us = rate_limit_now_us();
+	interval_us = INT64CONST(60000000) / per_minute;
 	if (throttled)
-		pause_until_us = now_us + (retry_after_ms >= 0 ?
-								   (int64) retry_after_ms * 1000 :
-								   RATE_LIMIT_429_PAUSE_US);
-	else if (remaining >= 0 && remaining < RATE_LIMIT_LOW_REMAINING)
-		pause_until_us = now_us + (INT64CONST(60000000) / per_minute) *
-			(RATE_LIMIT_LOW_REMAINING - remaining);
-	else
-		return;
+	{
+		int64		until_us = now_us + (retry_after_ms >= 0 ?
+										 (int64) retry_after_ms * 1000 :
+										 RATE_LIMIT_429_PAUSE_US);
 
-	SpinLockAcquire(&rate_shared->mutex);
-	rate_shared->next_slot_us = Max(rate_shared->next_slot_us, pause_until_us);
-	SpinLockRelease(&rate_shared->mutex);
+		SpinLockAcquire(&rate_shared->mutex);
+		rate_shared->paused_until_us = Max(rate_shared->paused_until_us,
+										   until_us);
+		SpinLockRelease(&rate_shared->mutex);
+	}
+	else if (remaining >= 0 && remaining < RATE_LIMIT_LOW_REMAINING)
+	{
+		/* Few left: book as many requests' worth of spacing as are missing. */
+		int64		until_us;
+
+		SpinLockAcquire(&rate_shared->mutex);
+		if (rate_shared->interval_us > 0)
+			interval_us = rate_shared->interval_us;
+		until_us = now_us + interval_us * (RATE_LIMIT_LOW_REMAINING - remaining);
+		rate_shared->next_slot_us = Max(rate_shared->next_slot_us, until_us);
+		rate_shared->interval_us = interval_us;
+		SpinLockRelease(&rate_shared->mutex);
+	}
 }

@@ -307,13 +307,15 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 /*
  * Refreshes the users whose rows we hold locked, at most max_concurrency
  * at a time, each with its own fallback; stores each new pair as it comes.
+ * No user starts after start_within_ms (-1: no limit).
  */
 static void
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
-					int n_tasks, int max_concurrency, bool background)
+					int n_tasks, int max_concurrency, bool background,
+					int start_within_ms)
 {
 	CalBatch   *batch = calcom_batch_create(&config->client, max_concurrency,
-											background);
+											background, start_within_ms);
 	const CalCallResult *call;
 	void	   *tag;
 	int			i;
@@ -336,7 +338,7 @@ refresh_locked_row(const RefreshConfig *config, const TokenRow *row,
 	memset(&task, 0, sizeof(task));
 	task.row = *row;
 	task.result = result;
-	refresh_locked_rows(config, &task, 1, 1, false);
+	refresh_locked_rows(config, &task, 1, 1, false, -1);
 }
 
 /* True when the row's access token stays valid until at least `until`. */
@@ -438,7 +440,8 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 void
 refresh_expiring_tokens(const RefreshConfig *config,
 						TimestampTz expiring_before, const char *after_user,
-						int max_users, RefreshBatchResult *batch)
+						int max_users, int start_within_ms,
+						RefreshBatchResult *batch)
 {
 	TokenRow   *rows;
 	RefreshTask *tasks;
@@ -474,7 +477,7 @@ refresh_expiring_tokens(const RefreshConfig *config,
 		tasks[i].result->user_ulid = rows[i].user_ulid;
 	}
 	refresh_locked_rows(config, tasks, batch->n_results,
-						config->max_concurrency, true);
+						config->max_concurrency, true, start_within_ms);
 
 	for (i = 0; i < batch->n_results; i++)
 	{

@@ -93,11 +93,13 @@ typedef struct RefreshBatchResult
  * max_users rows whose access token expires before expiring_before, with
  * keys after after_user (NULL: from the start), skipping rows locked
  * elsewhere and users backing off; refreshes them concurrently; stores
- * each new pair; records failures.
+ * each new pair; records failures.  A user whose turn has not come within
+ * start_within_ms (-1: no limit) fails as a timeout, with nothing sent.
  */
 extern void refresh_expiring_tokens(const RefreshConfig *config,
 									TimestampTz expiring_before,
 									const char *after_user, int max_users,
+									int start_within_ms,
 									RefreshBatchResult *batch);
 
 /* cal_update_tokens(): store tokens the caller already has. */
