@@ -503,15 +503,31 @@ def fault_from_args(args):
                  optional_str_arg(args, "field") or "accessToken")
 
 
+def seed_from_args(args):
+    """The arguments of StandinState.seed, checked, from one seed request (or seed_many entry)."""
+    if not isinstance(args, dict):
+        raise ControlError("a seed must be a JSON object")
+    refresh_token = optional_str_arg(args, "refresh_token")
+    if not refresh_token:
+        raise ControlError("refresh_token is required")
+    return (int_arg(args, "user_id", minimum=1), refresh_token,
+            optional_str_arg(args, "access_token"), optional_str_arg(args, "email"))
+
+
 def control_post(state, name, args):
     if name == "reset":
         state.reset(bool(args.get("users", False)))
     elif name == "seed":
-        refresh_token = optional_str_arg(args, "refresh_token")
-        if not refresh_token:
-            raise ControlError("refresh_token is required")
-        state.seed(int_arg(args, "user_id", minimum=1), refresh_token,
-                   optional_str_arg(args, "access_token"), optional_str_arg(args, "email"))
+        state.seed(*seed_from_args(args))
+    elif name == "seed_many":
+        # {"seeds": [seed, ...]}: one request for a thousand users; all are checked before any
+        # is seeded, so a bad entry changes nothing.
+        seeds = args.get("seeds")
+        if not isinstance(seeds, list):
+            raise ControlError("seeds must be a list")
+        for seed in [seed_from_args(entry) for entry in seeds]:
+            state.seed(*seed)
+        return {"ok": True, "seeded": len(seeds)}
     elif name == "fault":
         state.add_fault(fault_from_args(args))
     elif name == "latency":

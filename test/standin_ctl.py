@@ -100,6 +100,15 @@ def cmd_seed(args):
     control("POST", "seed", payload)
 
 
+def cmd_seed_many(args):
+    """Users FIRST_ID .. FIRST_ID+COUNT-1, each holding the refresh token PREFIX-<id>."""
+    if args.count < 1:
+        raise CtlError("COUNT must be at least 1")
+    seeds = [{"user_id": user_id, "refresh_token": f"{args.prefix}-{user_id}"}
+             for user_id in range(args.first_id, args.first_id + args.count)]
+    control("POST", "seed_many", {"seeds": seeds})
+
+
 def cmd_latency(args):
     control("POST", "latency", {"ms": args.ms})
 
@@ -139,16 +148,44 @@ def cmd_token_state(args):
     print(token_state(args.token)["state"])
 
 
-def cmd_is_current(args):
-    info = token_state(args.token)
+def current_state(user_id, token):
+    """'current' when TOKEN is the user's only valid refresh token, else 'not current (why)'."""
+    info = token_state(token)
     if info["state"] != "current":
-        print(f"not current ({info['state']})")
-    elif info["user_id"] != args.user_id:
-        print("not current (another user's)")
-    elif control("GET", f"user/{args.user_id}")["valid_refresh_tokens"] != [args.token]:
-        print("not current (not the only valid one)")
-    else:
-        print("current")
+        return f"not current ({info['state']})"
+    if info["user_id"] != user_id:
+        return "not current (another user's)"
+    if control("GET", f"user/{user_id}")["valid_refresh_tokens"] != [token]:
+        return "not current (not the only valid one)"
+    return "current"
+
+
+def cmd_is_current(args):
+    print(current_state(args.user_id, args.token))
+
+
+def cmd_check_current(args):
+    """is-current for every 'USER_ID TOKEN' line on stdin (e.g. psql -At -F ' ' output): one
+    line per pair that is not current, then 'N current, M not current'."""
+    good = bad = 0
+    for number, line in enumerate(sys.stdin, 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[0].isdigit():
+            raise CtlError(f"stdin line {number}: expected USER_ID TOKEN")
+        user_id, token = int(fields[0]), fields[1]
+        try:  # the common case in one request: the user's only valid refresh token is TOKEN
+            quick = control("GET", f"user/{user_id}")["valid_refresh_tokens"] == [token]
+        except CtlError:
+            quick = False  # no such user: current_state says why
+        state = "current" if quick else current_state(user_id, token)
+        if state == "current":
+            good += 1
+        else:
+            bad += 1
+            print(f"{user_id} {state}")
+    print(f"{good} current, {bad} not current")
 
 
 def cmd_create_user(args):
@@ -233,6 +270,11 @@ def build_parser():
     seed.add_argument("user_id", type=int, metavar="USER_ID")
     seed.add_argument("refresh_token", metavar="REFRESH_TOKEN")
     seed.add_argument("--access-token")
+    many = add("seed-many", cmd_seed_many,
+               "seed users FIRST_ID .. FIRST_ID+COUNT-1 with refresh tokens PREFIX-<id>")
+    many.add_argument("first_id", type=int, metavar="FIRST_ID")
+    many.add_argument("count", type=int, metavar="COUNT")
+    many.add_argument("prefix", metavar="PREFIX")
     add("latency", cmd_latency, "add MS of latency to every API call").add_argument(
         "ms", type=int, metavar="MS")
     add("rate-limit", cmd_rate_limit, "enforce N API calls a minute (0: off)").add_argument(
@@ -258,6 +300,8 @@ def build_parser():
     current = add("is-current", cmd_is_current, "is TOKEN the user's only valid refresh token?")
     current.add_argument("user_id", type=int, metavar="USER_ID")
     current.add_argument("token", metavar="TOKEN")
+    add("check-current", cmd_check_current,
+        "is-current for each 'USER_ID TOKEN' line on stdin; print the misses and a count")
     create = add("create-user", cmd_create_user, "create a managed user; print its tokens")
     create.add_argument("email", metavar="EMAIL")
     create.add_argument("--name")

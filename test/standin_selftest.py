@@ -233,6 +233,25 @@ def test_seed_and_token_state(api, r):
     r.check("control: bad fault kind is 400", bad.status == 400, bad.status)
 
 
+def test_seed_many(api, r):
+    """One request seeds many users, with seed's rules; a bad entry seeds none of them."""
+    api.control("POST", "seed", {"user_id": 311, "refresh_token": "rt-old-311"})
+    answer = api.control("POST", "seed_many", {"seeds": [
+        {"user_id": 310 + i, "refresh_token": f"rt-many-{310 + i}"} for i in range(3)]})
+    r.check("seed_many: answers the count", answer == {"ok": True, "seeded": 3}, answer)
+    users = [api.control("GET", f"user/{310 + i}")["valid_refresh_tokens"] for i in range(3)]
+    r.check("seed_many: each user holds only its token", users == [
+        ["rt-many-310"], ["rt-many-311"], ["rt-many-312"]], users)
+    r.check("seed_many: an earlier token is voided", api.state("rt-old-311") == "spent")
+    r.check("seed_many: seeded tokens refresh", api.refresh("rt-many-312").status == 200)
+    bad = api.call("POST", "/_control/seed_many", {"seeds": [
+        {"user_id": 320, "refresh_token": "rt-many-320"}, {"user_id": 321}]})
+    r.check("seed_many: an entry without refresh_token is 400", bad.status == 400, bad.status)
+    r.check("seed_many: ... and nothing was seeded", api.state("rt-many-320") == "unknown")
+    bad = api.call("POST", "/_control/seed_many", {"seeds": "rt-many-330"})
+    r.check("seed_many: seeds must be a list", bad.status == 400, bad.status)
+
+
 # --- faults ---
 
 def test_fault_status(api, r):
@@ -490,13 +509,13 @@ def test_cli(api, r):
            "CAL_CLIENT_ID": CLIENT_ID, "CAL_SECRET_FILE": api.secret_file,
            "http_proxy": "http://127.0.0.1:1", "HTTP_PROXY": "http://127.0.0.1:1"}
 
-    def ctl(*args, environ=env):
+    def ctl(*args, environ=env, stdin=None):
         done = subprocess.run([sys.executable, str(HERE / "standin_ctl.py"), *args], env=environ,
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, input=stdin)
         return done.returncode, done.stdout, done.stderr
 
-    def expect(args, output, rc=0):
-        got = ctl(*args)
+    def expect(args, output, rc=0, stdin=None):
+        got = ctl(*args, stdin=stdin)
         r.check(f"cli {' '.join(args)}", got[:2] == (rc, output), got)
 
     expect(["reset"], "")
@@ -522,6 +541,18 @@ def test_cli(api, r):
     expect(["fault", "refresh", "status", "--status", "429", "--retry-after", "3", "--apply"],
            "")
     expect(["try-refresh", "x"], "429 ThrottlerException\n")
+    expect(["seed-many", "401", "3", "rt-many"], "")
+    expect(["is-current", "403", "rt-many-403"], "current\n")
+    expect(["try-refresh", "rt-many-402"], "200 ok\n")
+    expect(["check-current"], "401 not current (another user's)\n402 not current (spent)\n"
+           "404 not current (unknown)\n2 current, 3 not current\n",
+           stdin="401 rt-many-401\n\n403 rt-many-403\n401 rt-many-403\n402 rt-many-402\n"
+                 "404 rt-never-issued\n")
+    expect(["check-current"], "0 current, 0 not current\n", stdin="")
+    rc, _, err = ctl("check-current", stdin="401\n")
+    r.check("cli check-current: a bad line is an error", rc == 1 and "line 1" in err, err)
+    rc, _, err = ctl("seed-many", "405", "0", "rt-many")
+    r.check("cli seed-many: COUNT 0 is an error", rc == 1 and "COUNT" in err, err)
     expect(["latency", "0"], "")
     expect(["rate-limit", "0"], "")
     rc, out, _ = ctl("create-user", "cli@example.com", "--name", "Cli")
@@ -606,7 +637,7 @@ def main():
         api = Api(port, port_file, secret_file)
         tests = [test_create_and_get_user, test_refresh_rotates, test_refresh_validation,
                  test_force_refresh, test_authentication, test_unknown_route_and_headers,
-                 test_seed_and_token_state, test_fault_status, test_fault_bodies,
+                 test_seed_and_token_state, test_seed_many, test_fault_status, test_fault_bodies,
                  test_fault_no_expiry, test_fault_apply, test_fault_count_and_endpoint,
                  test_fault_hang, test_fault_reset, test_latency, test_rate_limit, test_race,
                  test_stats, test_keepalive_speed, test_cli]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A short suite against a server running under valgrind: refreshes, force
-# refreshes, failures over HTTP, a timeout and a cancel.  No backend may
+# refreshes, failures over HTTP, a timeout and a cancel, one user at a time
+# and in concurrent batches.  No backend may
 # report a definite leak from cal_refresh (curl, cJSON and our own malloc'd
 # memory; palloc'd memory is the memory test's business).  `make valgrind`
 # runs this alone.
@@ -22,6 +23,7 @@ CAL_POSTGRES_BIN=$wrapper cluster_start vg yes
 trap 'cluster_stop vg' EXIT
 $CAL_STANDIN_CTL reset
 $CAL_STANDIN_CTL seed 951 rt-seed-951
+for i in $(seq 960 969); do $CAL_STANDIN_CTL seed "$i" "rt-seed-$i"; done
 
 cpsql vg postgres -v ON_ERROR_STOP=0 >"$vgdir/session.out" 2>&1 <<'SQL'
 CREATE EXTENSION cal_refresh;
@@ -48,8 +50,25 @@ SELECT error_code FROM cal_refresh_user_tokens('01VG');
 RESET statement_timeout;
 SELECT method FROM cal_refresh_user_tokens('01VG');
 SELECT * FROM cal_update_tokens('01VG', 'a', 'b', now());
+-- Batches: eleven users side by side (01VGBAD backs off by now), the job
+-- procedure's commits, a batch cut short by statement_timeout.
+INSERT INTO public."CalendarIntegration"
+SELECT '01VGB' || i, 'a', 'rt-seed-' || i, now(), i FROM generate_series(960, 969) i;
+SELECT 'batch=' || count(*) FILTER (WHERE success) || '/' || count(*)
+FROM cal_refresh_expiring_tokens(max_users => 20);
+UPDATE public."CalendarIntegration" SET "calAccessTokenExpiresAt" = now();
+CALL cal_refresh_expiring_tokens_job(batch_size => 3);
+SELECT count(*) AS status_rows FROM cal_refresh_status();
+UPDATE public."CalendarIntegration" SET "calAccessTokenExpiresAt" = now();
+\! $CAL_STANDIN_CTL fault refresh hang --count 3
+SET statement_timeout = '500ms';
+SELECT count(*) FROM cal_refresh_expiring_tokens();
+RESET statement_timeout;
 SQL
 like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
+like "$(cat "$vgdir/session.out")" "batch=11/11" "...batches too"
+like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout" \
+	"...and a batch cancelled half way"
 cluster_stop vg
 trap - EXIT
 
@@ -58,7 +77,7 @@ like "$n_logs" '^[1-9][0-9]*$' "valgrind wrote its logs ($n_logs processes)"
 # Valgrind's reports are blocks of lines ending in an empty "==PID== "
 # line; keep those whose stack passes through our code (PostgreSQL itself,
 # not built for valgrind, reports a few of its own).
-ours='cal_refresh\.so|calcom_(client|parse)\.c|token_store\.c|secret_file\.c|refresh\.c|cal_refresh\.c'
+ours="cal_refresh\\.so|$(cd "$CAL_TOP/src" && ls -- *.c | sed 's/\./\\./' | paste -sd'|')"
 reports=$(awk -v ours="$ours" '
 	/^==[0-9]+== $/ { if (keep) printf "%s", block; block = ""; keep = 0; next }
 	{ block = block $0 "\n"; if ($0 ~ ours) keep = 1 }' "$vgdir"/vg.*.log)
