@@ -36,8 +36,11 @@
 
 PG_MODULE_MAGIC;
 
-/* The most cal_access_token may ask of a token that lives 60 minutes. */
-#define CAL_MIN_VALIDITY_MAX_USECS (55 * USECS_PER_MINUTE)
+/*
+ * The longest window ahead of a token's expiry that makes sense: tokens
+ * live 60 minutes, and a window as long would always refresh.
+ */
+#define CAL_TOKEN_WINDOW_MAX_USECS (55 * USECS_PER_MINUTE)
 
 /* A user key longer than this is not a key. */
 #define CAL_USER_ULID_MAX 1024
@@ -288,6 +291,28 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 	return true;
 }
 
+int64
+cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+					 const char *why)
+{
+	Interval   *window;
+	int64		window_us;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	window = PG_GETARG_INTERVAL_P(argno);
+	window_us = window->time + (int64) window->day * USECS_PER_DAY +
+		(int64) window->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (window_us < 0 || window_us > CAL_TOKEN_WINDOW_MAX_USECS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between 0 and 55 minutes", name),
+				 errdetail("Cal.com access tokens live 60 minutes; %s.", why)));
+	return window_us;
+}
+
 /* A required text argument: NULL is 22004, empty or oversized 22023. */
 static char *
 cal_text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
@@ -535,7 +560,6 @@ cal_access_token(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller_context = cal_begin_call();
 	char	   *user_ulid = cal_user_ulid_arg(fcinfo, 0);
-	Interval   *min_validity;
 	int64		min_validity_us;
 	CalResult	result = {0};
 	RefreshConfig config;
@@ -543,21 +567,8 @@ cal_access_token(PG_FUNCTION_ARGS)
 	MemoryContext work_context;
 	text	   *token;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("min_validity must not be null")));
-	min_validity = PG_GETARG_INTERVAL_P(1);
-	min_validity_us = min_validity->time +
-		(int64) min_validity->day * USECS_PER_DAY +
-		(int64) min_validity->month * DAYS_PER_MONTH * USECS_PER_DAY;
-	/* Cal.com's tokens live an hour: asking for more would always refresh. */
-	if (min_validity_us < 0 || min_validity_us > CAL_MIN_VALIDITY_MAX_USECS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("min_validity must be between 0 and 55 minutes"),
-				 errdetail("Cal.com access tokens live 60 minutes; a longer "
-						   "min_validity could never be met.")));
+	min_validity_us = cal_token_window_arg(fcinfo, 1, "min_validity",
+										   "a longer min_validity could never be met");
 
 	result.user_ulid = user_ulid;
 	if (cal_settings_to_config(fcinfo, &config, true, &result))

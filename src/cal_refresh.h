@@ -28,6 +28,14 @@ extern bool cal_settings_to_config(FunctionCallInfo fcinfo,
 								   RefreshConfig *config, bool need_calcom,
 								   CalResult *result);
 
+/*
+ * An interval argument measuring time before a token's expiry, in
+ * microseconds: NULL is 22004, outside 0..55 minutes 22023, with why the
+ * limit matters in the detail.
+ */
+extern int64 cal_token_window_arg(FunctionCallInfo fcinfo, int argno,
+								  const char *name, const char *why);
+
 /* A cal_token_result row's values. */
 extern void cal_result_values(const CalResult *result, Datum *values,
 							  bool *nulls);

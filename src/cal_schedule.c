@@ -33,8 +33,7 @@
 #include "failure_store.h"
 #include "token_store.h"
 
-/* A token lives 60 minutes: a longer window would refresh every token. */
-#define CAL_WITHIN_MAX_USECS (55 * USECS_PER_MINUTE)
+#define CAL_WITHIN_WHY "a longer window would refresh every token on every run"
 
 /* Users one call locks and holds until its transaction ends. */
 #define CAL_BATCH_MAX_USERS 10000
@@ -42,29 +41,6 @@
 PG_FUNCTION_INFO_V1(cal_refresh_expiring_tokens);
 PG_FUNCTION_INFO_V1(cal_refresh_expiring_tokens_job);
 PG_FUNCTION_INFO_V1(cal_refresh_status);
-
-/* The `within` argument, in microseconds: 22004 if NULL, 22023 if absurd. */
-static int64
-cal_within_arg(FunctionCallInfo fcinfo, int argno)
-{
-	Interval   *within;
-	int64		within_us;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("within must not be null")));
-	within = PG_GETARG_INTERVAL_P(argno);
-	within_us = within->time + (int64) within->day * USECS_PER_DAY +
-		(int64) within->month * DAYS_PER_MONTH * USECS_PER_DAY;
-	if (within_us < 0 || within_us > CAL_WITHIN_MAX_USECS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("within must be between 0 and 55 minutes"),
-				 errdetail("Cal.com access tokens live 60 minutes; a longer "
-						   "window would refresh every token on every run.")));
-	return within_us;
-}
 
 /* A count of users: 22004 if NULL, 22023 outside 1..CAL_BATCH_MAX_USERS. */
 static int
@@ -147,7 +123,7 @@ cal_materialize(FunctionCallInfo fcinfo, TupleDesc *desc)
 Datum
 cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 {
-	int64		within_us = cal_within_arg(fcinfo, 0);
+	int64		within_us = cal_token_window_arg(fcinfo, 0, "within", CAL_WITHIN_WHY);
 	int			max_users = cal_users_arg(fcinfo, 1, "max_users");
 	TupleDesc	desc;
 	Tuplestorestate *store;
@@ -193,7 +169,7 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 Datum
 cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 {
-	int64		within_us = cal_within_arg(fcinfo, 0);
+	int64		within_us = cal_token_window_arg(fcinfo, 0, "within", CAL_WITHIN_WHY);
 	int			batch_size = cal_users_arg(fcinfo, 1, "batch_size");
 	bool		nonatomic = fcinfo->context != NULL &&
 		IsA(fcinfo->context, CallContext) &&

@@ -46,19 +46,6 @@ typedef struct FailureTable
 
 static FailureTable failure_table;
 
-static SPIPlanPtr
-failure_store_prepare(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 static void
 failure_store_prepare_all(const char *table)
 {
@@ -69,7 +56,7 @@ failure_store_prepare_all(const char *table)
 	Oid			time_type[1] = {TIMESTAMPTZOID};
 
 	/* 2^9 minutes already passes the 6-hour cap: no overflow, ever. */
-	t->record_plan = failure_store_prepare(psprintf(
+	t->record_plan = spi_pinned_prepare_kept(psprintf(
 		"INSERT INTO %s AS f (user_ulid, error_code, error, failures, "
 		"last_failure_at, next_attempt_at) "
 		"VALUES ($1, $2, $3, 1, $4, "
@@ -80,12 +67,12 @@ failure_store_prepare_all(const char *table)
 		"next_attempt_at = CASE WHEN $5 THEN $4 + least(interval '1 minute' * "
 		"power(2, least(f.failures, 9)), interval '6 hours') ELSE $4 END",
 		table), 5, record_types);
-	t->clear_plan = failure_store_prepare(psprintf(
+	t->clear_plan = spi_pinned_prepare_kept(psprintf(
 		"DELETE FROM %s WHERE user_ulid = $1", table), 1, text_type);
-	t->backed_off_plan = failure_store_prepare(psprintf(
+	t->backed_off_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
 		"WHERE next_attempt_at > $1", table), 1, time_type);
-	t->read_all_plan = failure_store_prepare(psprintf(
+	t->read_all_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(error_code ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(error ORDER BY user_ulid), '{}'), "

@@ -50,3 +50,16 @@ spi_pinned_end(SpiPinned *session)
 	AtEOXact_GUC(true, session->guc_nest_level);
 	SPI_finish();
 }
+
+SPIPlanPtr
+spi_pinned_prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}

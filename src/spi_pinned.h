@@ -10,6 +10,8 @@
 #ifndef SPI_PINNED_H
 #define SPI_PINNED_H
 
+#include "executor/spi.h"
+
 typedef struct SpiPinned
 {
 	int			guc_nest_level;
@@ -24,5 +26,9 @@ typedef struct SpiPinned
  */
 extern void spi_pinned_begin(SpiPinned *session, Oid run_as);
 extern void spi_pinned_end(SpiPinned *session);
+
+/* A statement prepared once and kept for the session (SPI_keepplan). */
+extern SPIPlanPtr spi_pinned_prepare_kept(const char *sql, int nargs,
+										  Oid *argtypes);
 
 #endif							/* SPI_PINNED_H */

@@ -135,6 +135,24 @@ token_store_lock_with_timeout(const TokenTable *table, const char *user_ulid,
 	return status;
 }
 
+/*
+ * Starts SPI (as the caller, search_path pinned) and finds the table.
+ * NULL, with *problem set in the caller's memory, when it does not fit;
+ * the session must be ended either way.
+ */
+static const TokenTable *
+token_store_begin(const char *table_name, SpiPinned *session, char **problem)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	const TokenTable *table;
+
+	spi_pinned_begin(session, InvalidOid);
+	table = token_table_get(table_name, problem);
+	if (table == NULL)
+		*problem = MemoryContextStrdup(caller_context, *problem);
+	return table;
+}
+
 /* The user's row, read plainly (lock_timeout_ms < 0) or locked. */
 static TokenStoreStatus
 token_store_get_row(const char *table_name, const char *user_ulid,
@@ -146,13 +164,9 @@ token_store_get_row(const char *table_name, const char *user_ulid,
 	const TokenTable *table;
 
 	memset(row, 0, sizeof(*row));
-	spi_pinned_begin(&session, InvalidOid);
-	table = token_table_get(table_name, problem);
+	table = token_store_begin(table_name, &session, problem);
 	if (table == NULL)
-	{
-		*problem = MemoryContextStrdup(caller_context, *problem);
 		status = TOKEN_STORE_TABLE_INVALID;
-	}
 	else if (lock_timeout_ms < 0)
 		status = token_store_fetch(table->read_plan, user_ulid,
 								   caller_context, row);
@@ -214,18 +228,13 @@ TokenStoreStatus
 token_store_write(const char *table_name, const TokenUpdate *update,
 				  char **problem)
 {
-	MemoryContext caller_context = CurrentMemoryContext;
 	TokenStoreStatus status = TOKEN_STORE_OK;
 	SpiPinned	session;
 	const TokenTable *table;
 
-	spi_pinned_begin(&session, InvalidOid);
-	table = token_table_get(table_name, problem);
+	table = token_store_begin(table_name, &session, problem);
 	if (table == NULL)
-	{
-		*problem = MemoryContextStrdup(caller_context, *problem);
 		status = TOKEN_STORE_TABLE_INVALID;
-	}
 	else
 	{
 		Datum		args[5];
@@ -267,13 +276,9 @@ token_store_lock_due(const char *table_name, TimestampTz expiring_before,
 
 	*rows = NULL;
 	*n_rows = 0;
-	spi_pinned_begin(&session, InvalidOid);
-	table = token_table_get(table_name, problem);
+	table = token_store_begin(table_name, &session, problem);
 	if (table == NULL)
-	{
-		*problem = MemoryContextStrdup(caller_context, *problem);
 		status = TOKEN_STORE_TABLE_INVALID;
-	}
 	else
 	{
 		Datum		args[4];
@@ -317,18 +322,13 @@ TokenStoreStatus
 token_store_status(const char *table_name, const Datum *failure_columns,
 				   Tuplestorestate *store, char **problem)
 {
-	MemoryContext caller_context = CurrentMemoryContext;
 	TokenStoreStatus status = TOKEN_STORE_OK;
 	SpiPinned	session;
 	const TokenTable *table;
 
-	spi_pinned_begin(&session, InvalidOid);
-	table = token_table_get(table_name, problem);
+	table = token_store_begin(table_name, &session, problem);
 	if (table == NULL)
-	{
-		*problem = MemoryContextStrdup(caller_context, *problem);
 		status = TOKEN_STORE_TABLE_INVALID;
-	}
 	else
 	{
 		Portal		cursor;

@@ -32,6 +32,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "spi_pinned.h"
 #include "token_table.h"
 
 static TokenTable token_table;
@@ -205,19 +206,6 @@ append_expiry_write(StringInfo sql, int param, ExpiryKind kind)
 		appendStringInfo(sql, "$%d", param);
 }
 
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 /* The SELECT list every row statement shares (see token_table.h). */
 static void
 append_row_columns(StringInfo sql, const TokenTable *t)
@@ -260,7 +248,7 @@ prepare_due_statement(const char *qualified_name)
 					 " ORDER BY %s COLLATE pg_catalog.\"C\" LIMIT $4"
 					 " FOR UPDATE SKIP LOCKED",
 					 expiry, key, key, key);
-	t->due_plan = prepare_kept(sql.data, 4, types);
+	t->due_plan = spi_pinned_prepare_kept(sql.data, 4, types);
 	pfree(sql.data);
 }
 
@@ -293,7 +281,7 @@ prepare_status_statement(const char *qualified_name)
 					 quote_identifier(COL_USER_ULID), expiry.data, expiry.data,
 					 qualified_name, quote_identifier(COL_USER_ULID),
 					 quote_identifier(COL_USER_ULID));
-	t->status_plan = prepare_kept(sql.data, 6, types);
+	t->status_plan = spi_pinned_prepare_kept(sql.data, 6, types);
 	pfree(expiry.data);
 	pfree(sql.data);
 }
@@ -312,11 +300,11 @@ prepare_statements(const char *qualified_name)
 	append_row_columns(&sql, t);
 	appendStringInfo(&sql, " FROM %s WHERE %s = $1",
 					 qualified_name, quote_identifier(COL_USER_ULID));
-	t->read_plan = prepare_kept(sql.data, 1, lock_types);
+	t->read_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
 	appendStringInfoString(&sql, " FOR UPDATE");
-	t->lock_plan = prepare_kept(sql.data, 1, lock_types);
+	t->lock_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
 	appendStringInfoString(&sql, " SKIP LOCKED");
-	t->try_lock_plan = prepare_kept(sql.data, 1, lock_types);
+	t->try_lock_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "UPDATE %s SET %s = $2, %s = $3, %s = ",
@@ -337,7 +325,7 @@ prepare_statements(const char *qualified_name)
 		appendStringInfo(&sql, ", %s = (now() AT TIME ZONE 'UTC')",
 						 quote_identifier(COL_UPDATED_AT));
 	appendStringInfo(&sql, " WHERE %s = $1", quote_identifier(COL_USER_ULID));
-	t->write_plan = prepare_kept(sql.data, 5, write_types);
+	t->write_plan = spi_pinned_prepare_kept(sql.data, 5, write_types);
 	pfree(sql.data);
 
 	prepare_due_statement(qualified_name);

@@ -198,6 +198,17 @@ CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
 SQL
 }
 
+# poll_until DB SQL [TRIES]: runs SQL on the main cluster every 10 ms until
+# it returns t; fails after TRIES runs (1,000 by default: 10 s and more).
+poll_until() {
+	local db=$1 sql=$2 tries=${3:-1000} _
+	for _ in $(seq 1 "$tries"); do
+		[ "$(cpsql main "$db" -At -c "$sql")" = t ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
 # --- assertions for test/t/*.sh: TAP-like lines the harness counts --------
 
 T_FAILED=0

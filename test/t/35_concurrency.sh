@@ -66,14 +66,7 @@ is "$($CAL_STANDIN_CTL calls --user 1250)" "refresh=1 force_refresh=0" \
 $CAL_STANDIN_CTL reset
 
 # --- a lock held elsewhere: busy, or 55P03 when lock_timeout is shorter -----
-wait_for() {
-	local i
-	for i in $(seq 1 500); do
-		[ "$(cpsql main "$db" -At -c "$1")" = t ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
+wait_for() { poll_until "$db" "$1" 500; }
 cpsql main "$db" -c "UPDATE public.\"CalendarIntegration\"
 	SET \"calAccessTokenExpiresAt\" = now() AT TIME ZONE 'UTC' + interval '30 minutes'
 	WHERE \"userUlid\" = '01C01'" >/dev/null

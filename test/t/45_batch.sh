@@ -19,14 +19,7 @@ rows_of() {
 	cpsql main "$db" -At -F ' ' -c "SELECT \"calManagedUserId\", \"calRefreshToken\"
 		FROM $table WHERE \"calManagedUserId\" BETWEEN $1 AND $2"
 }
-wait_for() {
-	local _
-	for _ in $(seq 1 500); do
-		[ "$(cpsql main "$db" -At -c "$1")" = t ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
+wait_for() { poll_until "$db" "$1" 500; }
 # The most refresh requests the stand-in saw arrive within $1 seconds: with a
 # latency above that, the most that were in flight at once.
 most_at_once() {

@@ -42,14 +42,7 @@ job_lines() {
 		sed 's/.*LOG:  cal_refresh: //; s/ in [0-9]* ms$//' || true
 }
 # Polls SQL until it returns t; ~10 s at most.
-wait_for() {
-	local _
-	for _ in $(seq 1 1000); do
-		[ "$(cpsql main "$db" -At -c "$1")" = t ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
+wait_for() { poll_until "$db" "$1" 1000; }
 # Until the stand-in has answered every request it received and no new one
 # came in for 0.1 s (it still works off the requests of a cancelled backend,
 # rotating their tokens); ~10 s at most.
