@@ -42,5 +42,8 @@ FROM cal_refresh_user_tokens('01JDEMO0000000000000000000');
 \pset expanded off
 \echo '== after: a new pair, valid for an hour'
 TABLE shown;
+\echo '== what a DBA opens first: SELECT * FROM cal_refresh_status()'
+\pset expanded on
+SELECT * FROM cal_refresh_status();
 SQL
 echo "Cal.com stand-in calls: $($CAL_STANDIN_CTL calls)"
