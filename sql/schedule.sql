@@ -99,8 +99,11 @@ SELECT success, error_code FROM cal_refresh_user_tokens('01BROKEN');
 \! $CAL_STANDIN_CTL calls
 SELECT failures, next_attempt_at - last_failure_at AS backoff
 FROM cal_refresh_status() WHERE user_ulid = '01BROKEN';
--- The backoff doubles up to six hours, and no further.
-UPDATE cal_refresh_failure SET failures = 40 WHERE user_ulid = '01BROKEN';
+-- Each backoff doubles the last one, up to six hours and no further.
+UPDATE cal_refresh_failure SET failures = 40,
+	last_failure_at = now() - interval '5 hours',
+	next_attempt_at = now() - interval '1 hour'
+WHERE user_ulid = '01BROKEN';
 SELECT success FROM cal_refresh_user_tokens('01BROKEN');
 SELECT failures, next_attempt_at - last_failure_at AS backoff
 FROM cal_refresh_status() WHERE user_ulid = '01BROKEN';
@@ -144,6 +147,77 @@ SELECT user_ulid, expires_in > interval '55 minutes' AS fresh,
 	   last_error_code IS NOT NULL AS failing
 FROM cal_refresh_status() ORDER BY failing DESC, user_ulid COLLATE "C";
 SELECT user_ulid AS listed_first FROM cal_refresh_status() LIMIT 1;
+
+-- The job walks the keys once per run: users failing without backoff (a
+-- 503) are not taken again by the next batch.  Three due users, batches of
+-- two: each is tried exactly once, and the run ends on the short batch.
+UPDATE sched."CalendarIntegration" SET "calAccessTokenExpiresAt" =
+	(extract(epoch FROM now() + interval '1 hour') * 1000)::bigint;
+DELETE FROM cal_refresh_failure;
+UPDATE sched."CalendarIntegration" SET "calAccessTokenExpiresAt" = 0
+WHERE "userUlid" IN ('01EXPIRED', '01SOON', '01UNKNOWN');
+\! $CAL_STANDIN_CTL reset
+\! $CAL_STANDIN_CTL fault refresh status --status 503 --count -1
+SET cal_refresh.job_max_runtime = '3s';
+CALL cal_refresh_expiring_tokens_job(batch_size => 2);
+RESET cal_refresh.job_max_runtime;
+\! $CAL_STANDIN_CTL calls
+SELECT user_ulid, last_error_code, failures FROM cal_refresh_status()
+WHERE failures IS NOT NULL ORDER BY 1;
+\! $CAL_STANDIN_CTL reset
+DELETE FROM cal_refresh_failure;
+
+-- A pair the application's table refuses (here a trigger) fails that user
+-- alone: the users around it in the batch keep their new pairs.
+CREATE FUNCTION sched.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW."userUlid" = '01SOON' THEN
+		RAISE EXCEPTION 'refused by the application';
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER refuse BEFORE UPDATE ON sched."CalendarIntegration"
+	FOR EACH ROW EXECUTE FUNCTION sched.refuse();
+SELECT "calRefreshToken" AS soon_rt FROM sched."CalendarIntegration"
+WHERE "userUlid" = '01SOON' \gset
+SELECT user_ulid, success, method, error_code, error
+FROM cal_refresh_expiring_tokens();
+SELECT "userUlid", sched.fresh("userUlid"),
+	   "calRefreshToken" = :'soon_rt' AS kept_old_token
+FROM sched."CalendarIntegration"
+WHERE "userUlid" IN ('01EXPIRED', '01SOON', '01UNKNOWN') ORDER BY 1;
+SELECT user_ulid, last_error_code, failures,
+	   next_attempt_at - last_failure_at AS backoff
+FROM cal_refresh_status() WHERE failures IS NOT NULL;
+DROP TRIGGER refuse ON sched."CalendarIntegration";
+DELETE FROM cal_refresh_failure;
+
+-- A trigger on the table may itself refresh another user, even after a
+-- schema change has invalidated what the extension knows of the table:
+-- the statement being run is not freed under its feet.  (Triggers run
+-- with the extension's pinned search_path: they name things in full.)
+CREATE FUNCTION sched.cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW."userUlid" = '01EXPIRED' THEN
+		CREATE SCHEMA sched_scratch;
+		DROP SCHEMA sched_scratch;
+		PERFORM public.cal_refresh_user_tokens('01UNKNOWN');
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER cascade AFTER UPDATE ON sched."CalendarIntegration"
+	FOR EACH ROW EXECUTE FUNCTION sched.cascade();
+UPDATE sched."CalendarIntegration" SET "calAccessTokenExpiresAt" = 0
+WHERE "userUlid" IN ('01EXPIRED', '01SOON');
+\! $CAL_STANDIN_CTL reset
+SELECT user_ulid, success, method FROM cal_refresh_expiring_tokens();
+SELECT success, method FROM cal_refresh_user_tokens('01EXPIRED');
+\! $CAL_STANDIN_CTL calls
+SELECT "userUlid", sched.fresh("userUlid") FROM sched."CalendarIntegration"
+WHERE "userUlid" IN ('01EXPIRED', '01SOON', '01UNKNOWN') ORDER BY 1;
+DROP TRIGGER cascade ON sched."CalendarIntegration";
 
 -- Privileges: the application role may record failures without any
 -- privilege on cal_refresh_failure, which stays closed to it.

@@ -141,8 +141,9 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 	caller_context = MemoryContextSwitchTo(work_context);
 
 	cal_batch_config(fcinfo, &config);
+	/* As a job's batch, it starts no user once job_max_runtime is over. */
 	refresh_expiring_tokens(&config, GetCurrentTimestamp() + within_us, NULL,
-							max_users, -1, &batch);
+							max_users, cal_job_max_runtime(), &batch);
 	if (batch.error_code != NULL)
 		cal_raise_batch_failure(batch.error_code, batch.error);
 	for (i = 0; i < batch.n_results; i++)
@@ -183,6 +184,7 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 	int			refreshed = 0;
 	int			forced = 0;
 	int			failed = 0;
+	int			not_started = 0;
 
 	/* Without its commits, a late error would lose every batch: refuse. */
 	if (!nonatomic)
@@ -229,12 +231,16 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 		refreshed += batch.refreshed;
 		forced += batch.forced;
 		failed += batch.failed;
+		not_started += batch.not_started;
 		ereport(LOG,
 				(errmsg("cal_refresh: job batch %d: %d due, %d refreshed, %d forced, %d failed in %ld ms",
 						n_batches, batch.n_results, batch.refreshed,
 						batch.forced, batch.failed,
 						TimestampDifferenceMilliseconds(batch_started,
-														GetCurrentTimestamp()))));
+														GetCurrentTimestamp())),
+				 batch.not_started > 0 ?
+				 errdetail("%d not started: cal_refresh.job_max_runtime had passed; "
+						   "they are due again next run.", batch.not_started) : 0));
 		if (batch.n_results > 0)
 		{
 			if (after_user != NULL)
@@ -257,6 +263,9 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 					n_batches, due, refreshed, forced, failed,
 					TimestampDifferenceMilliseconds(started,
 													GetCurrentTimestamp())),
+			 not_started > 0 ?
+			 errdetail("Stopped because %s; %d not started.", stopped_because,
+					   not_started) :
 			 errdetail("Stopped because %s.", stopped_because)));
 	SPI_finish();
 	PG_RETURN_VOID();

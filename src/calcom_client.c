@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "calcom_client.h"
@@ -77,6 +78,7 @@ struct CalCall
 	bool		slot_reserved;	/* a request slot is ours at wake_ms */
 	CURL	   *easy;			/* CAL_CALL_RUNNING */
 	CalTransfer *transfer;		/* CAL_CALL_RUNNING */
+	bool		attached;		/* easy is on the multi handle */
 	CalCallResult *result;		/* once started; wiped when returned */
 };
 
@@ -143,16 +145,24 @@ calcom_endpoint_name(CalEndpoint endpoint)
 	return endpoint == CAL_ENDPOINT_REFRESH ? "refresh" : "force-refresh";
 }
 
-/* Stops a running attempt (closing its connection) and frees its transfer. */
+/*
+ * Stops a running attempt (closing its connection), frees its transfer
+ * and gives its easy handle back; also after an attempt that failed to
+ * start half way.
+ */
 static void
 calcom_call_drop_transfer(CalCall *call)
 {
 	CalBatch   *batch = call->batch;
 
-	curl_wait_detach(call->easy);
-	calcom_transfer_free(call->transfer);
+	if (call->attached)
+		curl_wait_detach(call->easy);
+	call->attached = false;
+	if (call->transfer != NULL)
+		calcom_transfer_free(call->transfer);
 	call->transfer = NULL;
-	batch->idle_easy[batch->n_idle_easy++] = call->easy;
+	if (call->easy != NULL)
+		batch->idle_easy[batch->n_idle_easy++] = call->easy;
 	call->easy = NULL;
 }
 
@@ -190,8 +200,7 @@ calcom_batch_cleanup(void *arg)
 
 	for (i = 0; i < batch->n_active; i++)
 	{
-		if (batch->active[i]->transfer != NULL)
-			calcom_call_drop_transfer(batch->active[i]);
+		calcom_call_drop_transfer(batch->active[i]);
 		calcom_call_wipe(batch->active[i]);
 	}
 	for (q = 0; q < lengthof(queues); q++)
@@ -416,7 +425,8 @@ calcom_call_start_attempt(CalCall *call, int64 now_ms)
 	call->attempts++;
 	call->state = CAL_CALL_RUNNING;
 	mc = curl_wait_attach(call->easy);
-	if (mc != CURLM_OK)
+	call->attached = mc == CURLM_OK;
+	if (!call->attached)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not start a request to Cal.com"),
@@ -623,6 +633,8 @@ calcom_batch_next(CalBatch *batch, void **tag)
 		int64		wake_ms;
 		CURLMcode	mc;
 
+		/* Whatever the loop's state, a cancel is served. */
+		CHECK_FOR_INTERRUPTS();
 		if (!calcom_queue_is_empty(&batch->done))
 		{
 			CalCall    *call = calcom_queue_pop(&batch->done);

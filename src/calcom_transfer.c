@@ -16,6 +16,9 @@
 
 #include <ctype.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "storage/fd.h"
 
 #include "calcom_transfer.h"
 #include "compat.h"
@@ -139,6 +142,32 @@ calcom_transfer_header_cb(char *data, size_t size, size_t nitems, void *userp)
 	return n;
 }
 
+/*
+ * curl's sockets are counted against the backend's file descriptors, as
+ * postgres_fdw counts its connections, so that fd.c leaves room for them
+ * (a batch may hold a hundred).  Without room, the connection fails.
+ */
+static curl_socket_t
+calcom_transfer_open_socket(void *clientp, curlsocktype purpose,
+							struct curl_sockaddr *address)
+{
+	curl_socket_t fd;
+
+	if (!AcquireExternalFD())
+		return CURL_SOCKET_BAD;
+	fd = socket(address->family, address->socktype, address->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		ReleaseExternalFD();
+	return fd;
+}
+
+static int
+calcom_transfer_close_socket(void *clientp, curl_socket_t fd)
+{
+	ReleaseExternalFD();
+	return close(fd);
+}
+
 /* Appends a header line; false when libcurl is out of memory. */
 static bool
 calcom_transfer_append_header(CalTransfer *transfer, const char *line)
@@ -155,18 +184,19 @@ static void
 calcom_transfer_build_headers(const CalClientConfig *config,
 							  CalTransfer *transfer)
 {
+	char	   *client_line = psprintf("x-cal-client-id: %s", config->client_id);
 	size_t		line_len = strlen(config->secret_key) + 32;
-	char	   *secret_line = palloc(line_len);
+	char	   *secret_line;
 	bool		ok;
 
+	/* Nothing may raise between here and the wipe. */
+	secret_line = palloc(line_len);
 	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
 	ok = calcom_transfer_append_header(transfer, "Content-Type: application/json") &&
 		calcom_transfer_append_header(transfer, "Accept: application/json") &&
 	/* No "100-continue" round trip for a body of a few bytes. */
 		calcom_transfer_append_header(transfer, "Expect:") &&
-		calcom_transfer_append_header(transfer,
-									  psprintf("x-cal-client-id: %s",
-											   config->client_id)) &&
+		calcom_transfer_append_header(transfer, client_line) &&
 		calcom_transfer_append_header(transfer, secret_line);
 	explicit_bzero(secret_line, line_len);
 	pfree(secret_line);
@@ -199,6 +229,10 @@ calcom_transfer_set_options(const CalClientConfig *config, const char *url,
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, calcom_transfer_write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->curl_error);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
+					 calcom_transfer_open_socket);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+					 calcom_transfer_close_socket);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) budget_ms);

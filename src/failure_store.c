@@ -7,7 +7,8 @@
  * the first failure, doubling with each further one up to six hours, so a
  * user that cannot be refreshed is not sent to Cal.com every few minutes.
  * Failures that are not the user's own (Cal.com down, say) are recorded
- * without that wait.  A success deletes the row.
+ * without that wait, and the doubling starts over after them.  A success
+ * deletes the row.
  *
  * The table belongs to the extension and is closed to PUBLIC; the
  * statements here run as its owner (spi_pinned.c), so an application role
@@ -55,7 +56,10 @@ failure_store_prepare_all(const char *table)
 	Oid			text_type[1] = {TEXTOID};
 	Oid			time_type[1] = {TIMESTAMPTZOID};
 
-	/* 2^9 minutes already passes the 6-hour cap: no overflow, ever. */
+	/*
+	 * The backoff doubles the previous one, so a failure that did not back
+	 * off (the previous wait is zero) starts the doubling over at a minute.
+	 */
 	t->record_plan = spi_pinned_prepare_kept(psprintf(
 		"INSERT INTO %s AS f (user_ulid, error_code, error, failures, "
 		"last_failure_at, next_attempt_at) "
@@ -64,8 +68,9 @@ failure_store_prepare_all(const char *table)
 		"ON CONFLICT (user_ulid) DO UPDATE SET "
 		"error_code = excluded.error_code, error = excluded.error, "
 		"failures = f.failures + 1, last_failure_at = $4, "
-		"next_attempt_at = CASE WHEN $5 THEN $4 + least(interval '1 minute' * "
-		"power(2, least(f.failures, 9)), interval '6 hours') ELSE $4 END",
+		"next_attempt_at = CASE WHEN $5 THEN $4 + "
+		"least(greatest((f.next_attempt_at - f.last_failure_at) * 2, "
+		"interval '1 minute'), interval '6 hours') ELSE $4 END",
 		table), 5, record_types);
 	t->clear_plan = spi_pinned_prepare_kept(psprintf(
 		"DELETE FROM %s WHERE user_ulid = $1", table), 1, text_type);

@@ -18,8 +18,8 @@
 
 /*
  * Records one more failure of the user, at now.  With back_off, the next
- * scheduled attempt waits 1 minute, doubling with each failure in a row up
- * to 6 hours; without, it may come at once.  Without the table (the
+ * scheduled attempt waits twice as long as the last backoff (at least 1
+ * minute, at most 6 hours); without, it may come at once.  Without the table (the
  * library is newer than the extension's objects) nothing is recorded.
  */
 extern void failure_store_record(Oid schema, const char *user_ulid,

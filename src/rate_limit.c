@@ -123,7 +123,8 @@ rate_limit_reserve(int per_minute, int64 deadline_us, int64 *earliest_us)
 		rate_shared->next_slot_us > now_us && rate_shared->interval_us > 0)
 		rate_shared->next_slot_us = now_us +
 			(int64) ((double) (rate_shared->next_slot_us - now_us) *
-					 interval_us / rate_shared->interval_us);
+					 (double) interval_us /
+					 (double) rate_shared->interval_us);
 	rate_shared->interval_us = interval_us;
 	slot_us = Max(rate_shared->next_slot_us, now_us);
 	*earliest_us = Max(slot_us - (RATE_LIMIT_BURST - 1) * interval_us,

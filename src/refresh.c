@@ -13,13 +13,18 @@
  * One user or many, the same code runs: each locked row becomes a task,
  * and the tasks' Cal.com calls run side by side in one batch of
  * calcom_client, one user's fallback following its own failed refresh.
+ * The new pairs are stored once the calls are done.  In a scheduled batch
+ * a pair the application's table refuses (a trigger, a constraint, a
+ * policy) fails its user alone, not the users around it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "failure_store.h"
@@ -39,6 +44,10 @@ typedef struct RefreshTask
 	CalResult  *result;
 	const char *why_force;		/* set once force refresh is wanted */
 	bool		token_spent;	/* refresh said the stored token is used */
+	bool		own_failure;	/* ... or something else of the user's own */
+	bool		sent;			/* a request for this user went out */
+	TokenUpdate *update;		/* the new pair, until it is stored */
+	const char *method;			/* and the endpoint that issued it */
 } RefreshTask;
 
 void
@@ -92,21 +101,34 @@ refresh_error_code(CalOutcome outcome)
 }
 
 /*
- * The result of a failed Cal.com call, which decides the error_code.  The
- * user backs off when Cal.com refused its tokens (a 4xx other than 401/403,
- * which are the client's) or sent something unusable; the service's own
- * trouble (429, 5xx, network, timeout) is retried by the next run.
+ * Is the failed call's outcome the user's own: Cal.com refused its tokens
+ * (a 4xx other than 401/403, which are the client's) or sent something
+ * unusable?  The service's trouble (429, 5xx, network, timeout) is not.
+ */
+static bool
+refresh_is_own_failure(const CalCallResult *call)
+{
+	return call->outcome == CAL_BAD_RESPONSE ||
+		(call->outcome == CAL_REJECTED &&
+		 call->http_status != 401 && call->http_status != 403);
+}
+
+/*
+ * The result of a failed Cal.com call, which decides the error_code.  It
+ * is recorded when a request for the user went out, and backs off when
+ * the failure is the user's own.
  */
 static void
-refresh_set_call_failure(CalResult *result, const CalCallResult *call,
+refresh_set_call_failure(RefreshTask *task, const CalCallResult *call,
 						 const char *error)
 {
+	CalResult  *result = task->result;
+
 	refresh_set_failure(result, refresh_error_code(call->outcome), error);
 	result->over_size_cap = call->outcome == CAL_BAD_RESPONSE &&
 		call->body_over_cap;
-	result->backs_off = call->outcome == CAL_BAD_RESPONSE ||
-		(call->outcome == CAL_REJECTED &&
-		 call->http_status != 401 && call->http_status != 403);
+	result->recorded = task->sent;
+	result->backs_off = refresh_is_own_failure(call);
 }
 
 /*
@@ -174,23 +196,129 @@ refresh_write(const char *table_name, const TokenUpdate *update,
 	result->refresh_expires_at = update->refresh_expires_at;
 }
 
-/* Stores the pair Cal.com just issued. */
+/* Keeps the pair Cal.com just issued, to be stored with the others. */
 static void
-refresh_store(const RefreshConfig *config, const char *user_ulid,
-			  const CalTokens *tokens, const char *method, CalResult *result)
+refresh_task_keep(RefreshTask *task, const CalTokens *tokens,
+				  const char *method)
 {
-	TokenUpdate update;
+	TokenUpdate *update = palloc(sizeof(TokenUpdate));
 
-	update.user_ulid = user_ulid;
-	update.access_token = tokens->access_token;
-	update.refresh_token = tokens->refresh_token;
-	update.access_expires_at = tokens->has_access_expiry ?
+	update->user_ulid = task->row.user_ulid;
+	update->access_token = pstrdup(tokens->access_token);
+	update->refresh_token = pstrdup(tokens->refresh_token);
+	update->access_expires_at = tokens->has_access_expiry ?
 		refresh_ms_to_timestamptz(tokens->access_expires_ms) :
 		GetCurrentTimestamp() + CAL_ACCESS_TOKEN_LIFETIME_USECS;
-	update.has_refresh_expiry = tokens->has_refresh_expiry;
-	update.refresh_expires_at = tokens->has_refresh_expiry ?
+	update->has_refresh_expiry = tokens->has_refresh_expiry;
+	update->refresh_expires_at = tokens->has_refresh_expiry ?
 		refresh_ms_to_timestamptz(tokens->refresh_expires_ms) : 0;
-	refresh_write(config->table_name, &update, method, result);
+	task->update = update;
+	task->method = method;
+}
+
+/* Forgets a kept pair, wiping the refresh token (the access token is the
+ * result's to return). */
+static void
+refresh_task_forget_update(RefreshTask *task)
+{
+	char	   *refresh_token = (char *) task->update->refresh_token;
+
+	explicit_bzero(refresh_token, strlen(refresh_token));
+	pfree(refresh_token);
+	pfree(task->update);
+	task->update = NULL;
+}
+
+/*
+ * Stores the kept pairs of tasks in a subtransaction.  Returns false, with
+ * the error's message (never its detail, which can show the row), when
+ * the table refused one; then nothing of this call is stored.  A cancel
+ * is not a refusal: it goes on.
+ */
+static bool
+refresh_try_store(const RefreshConfig *config, RefreshTask *tasks,
+				  int n_tasks, char **refusal)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool stored = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		int			i;
+
+		for (i = 0; i < n_tasks; i++)
+			if (tasks[i].update != NULL)
+				refresh_write(config->table_name, tasks[i].update,
+							  tasks[i].method, tasks[i].result);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(error);
+		*refusal = pstrdup(error->message);
+		FreeErrorData(error);
+		stored = false;
+	}
+	PG_END_TRY();
+	return stored;
+}
+
+/*
+ * Stores every kept pair.  For one user a person waits for, an error goes
+ * to the caller as it is.  In a batch, all pairs go in one subtransaction;
+ * should the table refuse one, they go again one by one, and only the user
+ * refused fails.
+ */
+static void
+refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
+				   int n_tasks, bool isolate_users)
+{
+	char	   *refusal = NULL;
+	int			i;
+
+	if (!isolate_users)
+	{
+		for (i = 0; i < n_tasks; i++)
+			if (tasks[i].update != NULL)
+				refresh_write(config->table_name, tasks[i].update,
+							  tasks[i].method, tasks[i].result);
+	}
+	else if (!refresh_try_store(config, tasks, n_tasks, &refusal))
+	{
+		for (i = 0; i < n_tasks; i++)
+		{
+			if (tasks[i].update == NULL ||
+				refresh_try_store(config, &tasks[i], 1, &refusal))
+				continue;
+			refresh_set_failure(tasks[i].result, CAL_ERR_TABLE_INVALID,
+								psprintf("the new tokens could not be stored "
+										 "(Cal.com has rotated them): %s",
+										 refusal));
+			tasks[i].result->method = NULL;
+			tasks[i].result->access_token = NULL;
+			tasks[i].result->has_access_expiry = false;
+			tasks[i].result->has_refresh_expiry = false;
+			tasks[i].result->recorded = true;
+			tasks[i].result->backs_off = true;
+		}
+	}
+	for (i = 0; i < n_tasks; i++)
+		if (tasks[i].update != NULL)
+			refresh_task_forget_update(&tasks[i]);
 }
 
 /*
@@ -214,7 +342,8 @@ refresh_task_force(CalBatch *batch, RefreshTask *task)
 									 row->has_managed_user_id ?
 									 "\"calManagedUserId\" is not a valid Cal.com user id" :
 									 "no \"calManagedUserId\" is stored"));
-		task->result->backs_off = true;
+		task->result->recorded = true;
+		task->result->backs_off = task->own_failure;
 		return;
 	}
 	ereport(LOG,
@@ -240,14 +369,15 @@ refresh_task_start(CalBatch *batch, RefreshTask *task)
 		task->why_force = (token == NULL || token[0] == '\0') ?
 			"no refresh token is stored" :
 			"the stored refresh token is malformed";
+		task->own_failure = true;
 		refresh_task_force(batch, task);
 	}
 }
 
 /* One of the task's Cal.com calls ended: store, fall back, or fail. */
 static void
-refresh_task_call_done(const RefreshConfig *config, CalBatch *batch,
-					   RefreshTask *task, const CalCallResult *call)
+refresh_task_call_done(CalBatch *batch, RefreshTask *task,
+					   const CalCallResult *call)
 {
 	const char *user_ulid = task->row.user_ulid;
 	bool		was_refresh = call->endpoint == CAL_ENDPOINT_REFRESH;
@@ -258,29 +388,32 @@ refresh_task_call_done(const RefreshConfig *config, CalBatch *batch,
 							 call->http_status, call->elapsed_ms, call->attempts,
 							 call->outcome == CAL_OK ? "" : ": ",
 							 call->outcome == CAL_OK ? "" : call->message)));
+	task->sent |= call->attempts > 0;
 	if (call->outcome == CAL_OK)
-		refresh_store(config, user_ulid, &call->tokens,
-					  was_refresh ? "refresh" : "force_refresh", task->result);
+		refresh_task_keep(task, &call->tokens,
+						  was_refresh ? "refresh" : "force_refresh");
 	else if (!was_refresh)
-		refresh_set_call_failure(task->result, call,
+		refresh_set_call_failure(task, call,
 								 psprintf("%s; force refresh failed: %s",
 										  task->why_force, call->message));
 	else if (!refresh_should_fall_back(call))
-		refresh_set_call_failure(task->result, call,
+		refresh_set_call_failure(task, call,
 								 psprintf("refresh failed: %s", call->message));
 	else
 	{
 		task->why_force = psprintf("refresh failed: %s", call->message);
 		task->token_spent = call->http_status == 400 ||
 			call->http_status == 404;
+		task->own_failure = refresh_is_own_failure(call);
 		refresh_task_force(batch, task);
 	}
 }
 
 /*
  * Remembers how each user fared: a success forgets earlier failures; a
- * failure of the user's own (not the configuration's, not a lock's) is
- * recorded, with a backoff where the failure says so.
+ * failure about the user (not the configuration's, not a lock's, not one
+ * where nothing was sent) is recorded, with a backoff where it is the
+ * user's own.
  */
 static void
 refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
@@ -296,8 +429,7 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 
 		if (result->success)
 			failure_store_clear(config->extension_schema, result->user_ulid);
-		else if (strcmp(result->error_code, CAL_ERR_TABLE_INVALID) != 0 &&
-				 strcmp(result->error_code, CAL_ERR_USER_NOT_FOUND) != 0)
+		else if (result->recorded)
 			failure_store_record(config->extension_schema, result->user_ulid,
 								 result->error_code, result->error,
 								 result->backs_off);
@@ -306,8 +438,10 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 
 /*
  * Refreshes the users whose rows we hold locked, at most max_concurrency
- * at a time, each with its own fallback; stores each new pair as it comes.
- * No user starts after start_within_ms (-1: no limit).
+ * at a time, each with its own fallback, then stores the new pairs.  A
+ * background batch stores them user by user where it must (see
+ * refresh_store_kept).  No user starts after start_within_ms (-1: no
+ * limit).
  */
 static void
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
@@ -323,8 +457,9 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	for (i = 0; i < n_tasks; i++)
 		refresh_task_start(batch, &tasks[i]);
 	while ((call = calcom_batch_next(batch, &tag)) != NULL)
-		refresh_task_call_done(config, batch, (RefreshTask *) tag, call);
+		refresh_task_call_done(batch, (RefreshTask *) tag, call);
 	calcom_batch_end(batch);
+	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
 }
 
@@ -483,12 +618,16 @@ refresh_expiring_tokens(const RefreshConfig *config,
 	{
 		const CalResult *result = &batch->results[i];
 
-		if (!result->success)
+		if (!result->success && !tasks[i].sent &&
+			strcmp(result->error_code, CAL_ERR_TIMEOUT) == 0)
+			batch->not_started++;
+		else if (!result->success)
 			batch->failed++;
-		else if (strcmp(result->method, "refresh") == 0)
-			batch->refreshed++;
-		else
+		else if (result->method != NULL &&
+				 strcmp(result->method, "force_refresh") == 0)
 			batch->forced++;
+		else
+			batch->refreshed++;
 	}
 }
 

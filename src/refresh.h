@@ -41,7 +41,8 @@ typedef struct CalResult
 	const char *error_code;
 	const char *error;
 	bool		over_size_cap;	/* the failing response was over the cap */
-	bool		backs_off;		/* the failure is the user's own: see .c */
+	bool		recorded;		/* the failure goes to cal_refresh_failure */
+	bool		backs_off;		/* ... with a backoff: the user's own */
 } CalResult;
 
 /* Everything a refresh needs, already read from settings. */
@@ -83,6 +84,7 @@ typedef struct RefreshBatchResult
 	int			refreshed;		/* succeeded through refresh */
 	int			forced;			/* succeeded through force refresh */
 	int			failed;
+	int			not_started;	/* their turn did not come in time */
 	/* Set when no user could be tried (configuration, table). */
 	const char *error_code;
 	const char *error;

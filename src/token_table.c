@@ -29,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -37,6 +38,20 @@
 
 static TokenTable token_table;
 static bool callbacks_registered = false;
+
+/* The statements, and the text each kept plan was prepared from. */
+typedef enum TokenStatement
+{
+	STATEMENT_READ,
+	STATEMENT_LOCK,
+	STATEMENT_TRY_LOCK,
+	STATEMENT_WRITE,
+	STATEMENT_DUE,
+	STATEMENT_STATUS,
+	STATEMENT_COUNT
+} TokenStatement;
+
+static char *statement_sql[STATEMENT_COUNT];
 
 #define COL_USER_ULID "userUlid"
 #define COL_ACCESS_TOKEN "calAccessToken"
@@ -206,6 +221,29 @@ append_expiry_write(StringInfo sql, int param, ExpiryKind kind)
 		appendStringInfo(sql, "$%d", param);
 }
 
+/*
+ * Keeps *plan prepared from sql.  A plan whose text has not changed since
+ * the last check is kept as it is: PostgreSQL replans it when the table
+ * changes, and it may be running right now (a trigger on the table calling
+ * cal_refresh), so it must not be freed under its executor.
+ */
+static void
+keep_statement(TokenStatement which, SPIPlanPtr *plan, const char *sql,
+			   int nargs, Oid *argtypes)
+{
+	if (*plan != NULL && statement_sql[which] != NULL &&
+		strcmp(statement_sql[which], sql) == 0)
+		return;
+	if (*plan != NULL)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+	if (statement_sql[which] != NULL)
+		pfree(statement_sql[which]);
+	statement_sql[which] = NULL;
+	*plan = spi_pinned_prepare_kept(sql, nargs, argtypes);
+	statement_sql[which] = MemoryContextStrdup(TopMemoryContext, sql);
+}
+
 /* The SELECT list every row statement shares (see token_table.h). */
 static void
 append_row_columns(StringInfo sql, const TokenTable *t)
@@ -248,7 +286,7 @@ prepare_due_statement(const char *qualified_name)
 					 " ORDER BY %s COLLATE pg_catalog.\"C\" LIMIT $4"
 					 " FOR UPDATE SKIP LOCKED",
 					 expiry, key, key, key);
-	t->due_plan = spi_pinned_prepare_kept(sql.data, 4, types);
+	keep_statement(STATEMENT_DUE, &t->due_plan, sql.data, 4, types);
 	pfree(sql.data);
 }
 
@@ -281,7 +319,7 @@ prepare_status_statement(const char *qualified_name)
 					 quote_identifier(COL_USER_ULID), expiry.data, expiry.data,
 					 qualified_name, quote_identifier(COL_USER_ULID),
 					 quote_identifier(COL_USER_ULID));
-	t->status_plan = spi_pinned_prepare_kept(sql.data, 6, types);
+	keep_statement(STATEMENT_STATUS, &t->status_plan, sql.data, 6, types);
 	pfree(expiry.data);
 	pfree(sql.data);
 }
@@ -300,11 +338,12 @@ prepare_statements(const char *qualified_name)
 	append_row_columns(&sql, t);
 	appendStringInfo(&sql, " FROM %s WHERE %s = $1",
 					 qualified_name, quote_identifier(COL_USER_ULID));
-	t->read_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
+	keep_statement(STATEMENT_READ, &t->read_plan, sql.data, 1, lock_types);
 	appendStringInfoString(&sql, " FOR UPDATE");
-	t->lock_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
+	keep_statement(STATEMENT_LOCK, &t->lock_plan, sql.data, 1, lock_types);
 	appendStringInfoString(&sql, " SKIP LOCKED");
-	t->try_lock_plan = spi_pinned_prepare_kept(sql.data, 1, lock_types);
+	keep_statement(STATEMENT_TRY_LOCK, &t->try_lock_plan, sql.data, 1,
+				   lock_types);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "UPDATE %s SET %s = $2, %s = $3, %s = ",
@@ -325,7 +364,7 @@ prepare_statements(const char *qualified_name)
 		appendStringInfo(&sql, ", %s = (now() AT TIME ZONE 'UTC')",
 						 quote_identifier(COL_UPDATED_AT));
 	appendStringInfo(&sql, " WHERE %s = $1", quote_identifier(COL_USER_ULID));
-	t->write_plan = spi_pinned_prepare_kept(sql.data, 5, write_types);
+	keep_statement(STATEMENT_WRITE, &t->write_plan, sql.data, 5, write_types);
 	pfree(sql.data);
 
 	prepare_due_statement(qualified_name);
@@ -353,16 +392,12 @@ token_table_get(const char *table_name, char **problem)
 									  (Datum) 0);
 		callbacks_registered = true;
 	}
-	{
-		SPIPlanPtr	plans[6] = {t->read_plan, t->lock_plan, t->try_lock_plan,
-		t->write_plan, t->due_plan, t->status_plan};
-		size_t		i;
-
-		for (i = 0; i < lengthof(plans); i++)
-			if (plans[i] != NULL)
-				SPI_freeplan(plans[i]);
-	}
-	memset(t, 0, sizeof(*t));
+	/* Check again from scratch; the prepared statements stay (see below). */
+	t->valid = false;
+	t->table_name[0] = '\0';
+	t->relid = InvalidOid;
+	t->access_expiry = t->refresh_expiry = t->updated_at = EXPIRY_NONE;
+	t->has_managed_user_id = false;
 
 	if (!token_table_parse_name(table_name, schema, table))
 	{

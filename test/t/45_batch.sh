@@ -272,9 +272,10 @@ is "$(cpsql main "$db" -At -F '|' -c "SELECT success, error_code FROM cal_refres
 is "$($CAL_STANDIN_CTL calls)" "refresh=1 force_refresh=1" "...after calling Cal.com (both endpoints)"
 is "$(status_of 01F4399)" "2|calcom_rejected|120|t|t" "now 2 failures and a 2-minute backoff"
 
-# Backoff over: a batch tries the user again; the backoff never passes 6 h,
-# however many failures there were.
+# Backoff over: a batch tries the user again.  Each backoff doubles the last
+# (here 4 h), but never passes 6 h.
 cpsql main "$db" -c "UPDATE cal_refresh_failure SET failures = 40,
+	last_failure_at = now() - interval '4 hours 1 second',
 	next_attempt_at = now() - interval '1 second'" >/dev/null
 is "$(cpsql main "$db" -At -F '|' -c "SELECT user_ulid, success FROM cal_refresh_expiring_tokens()")" \
 	"01F4399|f" "once next_attempt_at has passed, a batch tries the user again"
