@@ -79,4 +79,14 @@ ms=$(sed -n 's/^Time: \([0-9]*\)\..*/\1/p' <<<"$out" | head -1)
 sent=$(head -2 <<<"$out" | grep -c '^t$')
 is "$($CAL_STANDIN_CTL calls)" "refresh=$sent force_refresh=0" \
 	"only the requests that had slots were sent ($sent)"
+
+# What 1 a minute booked (a minute or two ahead) is a backlog of requests,
+# spaced at the new rate when the rate changes: at 600 a minute, a fifth of
+# a second, not minutes (nor a timeout for want of a slot).
+out=$(cpsql main "$db" -At -c "SET cal_refresh.max_requests_per_minute = 600" \
+	-c "\\timing on" -c "SELECT (cal_refresh_user_tokens('01R02')).success" | grep -v '^SET$')
+like "$out" '^t' "a session at 600 a minute right after: its refresh succeeds"
+ms=$(sed -n 's/^Time: \([0-9]*\)\..*/\1/p' <<<"$out" | head -1)
+[ "${ms:-9999}" -lt 1000 ] && ok "...without waiting out the slow rate's bookings ($ms ms)" ||
+	not_ok "...without waiting out the slow rate's bookings ($ms ms)"
 t_done
