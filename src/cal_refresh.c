@@ -217,9 +217,10 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("cal_refresh.job_max_runtime",
-							"Time after which cal_refresh_expiring_tokens_job "
-							"starts no further batch.",
-							NULL,
+							"Time after which a scheduled refresh starts no "
+							"further batch and no further user.",
+							"Applies to cal_refresh_expiring_tokens_job and to "
+							"each cal_refresh_expiring_tokens call.",
 							&cal_job_max_runtime_ms,
 							4 * 60 * 1000, 1000, 24 * 60 * 60 * 1000,
 							PGC_SUSET,
@@ -291,6 +292,15 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 	return true;
 }
 
+void
+cal_arg_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
 int64
 cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 					 const char *why)
@@ -298,10 +308,7 @@ cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 	Interval   *window;
 	int64		window_us;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	cal_arg_not_null(fcinfo, argno, name);
 	window = PG_GETARG_INTERVAL_P(argno);
 	window_us = window->time + (int64) window->day * USECS_PER_DAY +
 		(int64) window->month * DAYS_PER_MONTH * USECS_PER_DAY;
@@ -319,10 +326,7 @@ cal_text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	char	   *value;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	cal_arg_not_null(fcinfo, argno, name);
 	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (value[0] == '\0')
 		ereport(ERROR,
@@ -374,10 +378,7 @@ cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 {
 	int64		ms;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	cal_arg_not_null(fcinfo, argno, name);
 	if (!milliseconds)
 	{
 		TimestampTz value = PG_GETARG_TIMESTAMPTZ(argno);

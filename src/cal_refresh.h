@@ -28,6 +28,10 @@ extern bool cal_settings_to_config(FunctionCallInfo fcinfo,
 								   RefreshConfig *config, bool need_calcom,
 								   CalResult *result);
 
+/* Raises 22004 when argument argno, called name, is NULL. */
+extern void cal_arg_not_null(FunctionCallInfo fcinfo, int argno,
+							 const char *name);
+
 /*
  * An interval argument measuring time before a token's expiry, in
  * microseconds: NULL is 22004, outside 0..55 minutes 22023, with why the

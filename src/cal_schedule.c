@@ -48,10 +48,7 @@ cal_users_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	int32		value;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	cal_arg_not_null(fcinfo, argno, name);
 	value = PG_GETARG_INT32(argno);
 	if (value < 1 || value > CAL_BATCH_MAX_USERS)
 		ereport(ERROR,
@@ -77,7 +74,10 @@ cal_raise_batch_failure(const char *error_code, const char *error)
 			 errdetail("error_code: %s", error_code)));
 }
 
-/* Settings for a batch, or a raise when there can be none. */
+/*
+ * Settings for a batch, or a raise when the library was not preloaded; a
+ * missing client id or secret comes back from refresh_expiring_tokens.
+ */
 static void
 cal_batch_config(FunctionCallInfo fcinfo, RefreshConfig *config)
 {
@@ -85,9 +85,6 @@ cal_batch_config(FunctionCallInfo fcinfo, RefreshConfig *config)
 
 	if (!cal_settings_to_config(fcinfo, config, true, &result))
 		cal_raise_batch_failure(result.error_code, result.error);
-	if (config->config_error_code != NULL)
-		cal_raise_batch_failure(config->config_error_code,
-								config->config_error);
 }
 
 /* A tuplestore for a set-returning function's result, and its rows' shape. */

@@ -23,6 +23,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -53,7 +54,7 @@ failure_store_prepare_all(const char *table)
 	FailureTable *t = &failure_table;
 	Oid			record_types[5] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	BOOLOID};
-	Oid			text_type[1] = {TEXTOID};
+	Oid			text_array_type[1] = {TEXTARRAYOID};
 	Oid			time_type[1] = {TIMESTAMPTZOID};
 
 	/*
@@ -73,7 +74,7 @@ failure_store_prepare_all(const char *table)
 		"interval '1 minute'), interval '6 hours') ELSE $4 END",
 		table), 5, record_types);
 	t->clear_plan = spi_pinned_prepare_kept(psprintf(
-		"DELETE FROM %s WHERE user_ulid = $1", table), 1, text_type);
+		"DELETE FROM %s WHERE user_ulid = ANY ($1)", table), 1, text_array_type);
 	t->backed_off_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
 		"WHERE next_attempt_at > $1", table), 1, time_type);
@@ -161,15 +162,21 @@ failure_store_record(Oid schema, const char *user_ulid, const char *error_code,
 }
 
 void
-failure_store_clear(Oid schema, const char *user_ulid)
+failure_store_clear(Oid schema, const char *const *user_ulids, int n)
 {
 	SpiPinned	session;
+	Datum	   *ulids;
 	Datum		args[1];
 	int			rc;
+	int			i;
 
-	if (!failure_store_begin(schema, &session))
+	if (n == 0 || !failure_store_begin(schema, &session))
 		return;
-	args[0] = CStringGetTextDatum(user_ulid);
+	ulids = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		ulids[i] = CStringGetTextDatum(user_ulids[i]);
+	args[0] = PointerGetDatum(construct_array(ulids, n, TEXTOID, -1, false,
+											  TYPALIGN_INT));
 	rc = SPI_execute_plan(failure_table.clear_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));

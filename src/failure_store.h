@@ -26,8 +26,9 @@ extern void failure_store_record(Oid schema, const char *user_ulid,
 								 const char *error_code, const char *error,
 								 bool back_off);
 
-/* Forgets the user's failures: it succeeded. */
-extern void failure_store_clear(Oid schema, const char *user_ulid);
+/* Forgets the failures of n users: they succeeded.  One statement. */
+extern void failure_store_clear(Oid schema, const char *const *user_ulids,
+								int n);
 
 /* The users whose next attempt is still to come, as text[] ('{}': none). */
 extern Datum failure_store_backed_off(Oid schema);

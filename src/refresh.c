@@ -21,10 +21,8 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "failure_store.h"
@@ -46,8 +44,9 @@ typedef struct RefreshTask
 	bool		token_spent;	/* refresh said the stored token is used */
 	bool		own_failure;	/* ... or something else of the user's own */
 	bool		sent;			/* a request for this user went out */
-	TokenUpdate *update;		/* the new pair, until it is stored */
-	const char *method;			/* and the endpoint that issued it */
+	bool		has_update;		/* Cal.com issued a pair, to be stored */
+	TokenUpdate update;
+	const char *method;			/* the endpoint that issued it */
 } RefreshTask;
 
 void
@@ -174,19 +173,11 @@ refresh_set_stored(CalResult *result, const TokenRow *row)
 	result->access_expires_at = row->access_expires_at;
 }
 
-/* Writes a new pair to the row and fills the result either way. */
+/* The result of a pair now in the row. */
 static void
-refresh_write(const char *table_name, const TokenUpdate *update,
-			  const char *method, CalResult *result)
+refresh_set_written(CalResult *result, const TokenUpdate *update,
+					const char *method)
 {
-	char	   *problem = NULL;
-	TokenStoreStatus status = token_store_write(table_name, update, &problem);
-
-	if (status != TOKEN_STORE_OK)
-	{
-		refresh_set_store_failure(result, status, problem);
-		return;
-	}
 	result->success = true;
 	result->method = method;
 	result->access_token = pstrdup(update->access_token);
@@ -196,12 +187,47 @@ refresh_write(const char *table_name, const TokenUpdate *update,
 	result->refresh_expires_at = update->refresh_expires_at;
 }
 
+/*
+ * Writes new pairs to their rows (see token_store_write_all) and fills each
+ * result, success or failure.  A pair the table refused fails that user
+ * alone: Cal.com has rotated it already, so the failure is the user's own.
+ */
+static void
+refresh_write(const char *table_name, const TokenUpdate *updates, int n,
+			  const char *const *methods, CalResult *const *results,
+			  bool isolate)
+{
+	TokenStoreStatus *statuses = palloc(sizeof(TokenStoreStatus) * n);
+	char	  **problems = palloc(sizeof(char *) * n);
+	int			i;
+
+	token_store_write_all(table_name, updates, n, isolate, statuses, problems);
+	for (i = 0; i < n; i++)
+	{
+		CalResult  *result = results[i];
+
+		if (statuses[i] == TOKEN_STORE_REFUSED)
+		{
+			refresh_set_failure(result, CAL_ERR_TABLE_INVALID,
+								psprintf("the new tokens could not be stored "
+										 "(Cal.com has rotated them): %s",
+										 problems[i]));
+			result->recorded = true;
+			result->backs_off = true;
+		}
+		else if (statuses[i] != TOKEN_STORE_OK)
+			refresh_set_store_failure(result, statuses[i], problems[i]);
+		else
+			refresh_set_written(result, &updates[i], methods[i]);
+	}
+}
+
 /* Keeps the pair Cal.com just issued, to be stored with the others. */
 static void
 refresh_task_keep(RefreshTask *task, const CalTokens *tokens,
 				  const char *method)
 {
-	TokenUpdate *update = palloc(sizeof(TokenUpdate));
+	TokenUpdate *update = &task->update;
 
 	update->user_ulid = task->row.user_ulid;
 	update->access_token = pstrdup(tokens->access_token);
@@ -212,113 +238,40 @@ refresh_task_keep(RefreshTask *task, const CalTokens *tokens,
 	update->has_refresh_expiry = tokens->has_refresh_expiry;
 	update->refresh_expires_at = tokens->has_refresh_expiry ?
 		refresh_ms_to_timestamptz(tokens->refresh_expires_ms) : 0;
-	task->update = update;
+	task->has_update = true;
 	task->method = method;
 }
 
-/* Forgets a kept pair, wiping the refresh token (the access token is the
- * result's to return). */
-static void
-refresh_task_forget_update(RefreshTask *task)
-{
-	char	   *refresh_token = (char *) task->update->refresh_token;
-
-	explicit_bzero(refresh_token, strlen(refresh_token));
-	pfree(refresh_token);
-	pfree(task->update);
-	task->update = NULL;
-}
-
 /*
- * Stores the kept pairs of tasks in a subtransaction.  Returns false, with
- * the error's message (never its detail, which can show the row), when
- * the table refused one; then nothing of this call is stored.  A cancel
- * is not a refusal: it goes on.
- */
-static bool
-refresh_try_store(const RefreshConfig *config, RefreshTask *tasks,
-				  int n_tasks, char **refusal)
-{
-	MemoryContext context = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool stored = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		int			i;
-
-		for (i = 0; i < n_tasks; i++)
-			if (tasks[i].update != NULL)
-				refresh_write(config->table_name, tasks[i].update,
-							  tasks[i].method, tasks[i].result);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(error);
-		*refusal = pstrdup(error->message);
-		FreeErrorData(error);
-		stored = false;
-	}
-	PG_END_TRY();
-	return stored;
-}
-
-/*
- * Stores every kept pair.  For one user a person waits for, an error goes
- * to the caller as it is.  In a batch, all pairs go in one subtransaction;
- * should the table refuse one, they go again one by one, and only the user
- * refused fails.
+ * Stores every kept pair, then wipes its refresh token (the access token is
+ * the result's to return).  In a batch, a pair the table refuses fails its
+ * user alone; for one user a person waits for, the error goes to them.
  */
 static void
 refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 				   int n_tasks, bool isolate_users)
 {
-	char	   *refusal = NULL;
+	TokenUpdate *updates = palloc(sizeof(TokenUpdate) * n_tasks);
+	const char **methods = palloc(sizeof(char *) * n_tasks);
+	CalResult **results = palloc(sizeof(CalResult *) * n_tasks);
+	int			n = 0;
 	int			i;
 
-	if (!isolate_users)
-	{
-		for (i = 0; i < n_tasks; i++)
-			if (tasks[i].update != NULL)
-				refresh_write(config->table_name, tasks[i].update,
-							  tasks[i].method, tasks[i].result);
-	}
-	else if (!refresh_try_store(config, tasks, n_tasks, &refusal))
-	{
-		for (i = 0; i < n_tasks; i++)
-		{
-			if (tasks[i].update == NULL ||
-				refresh_try_store(config, &tasks[i], 1, &refusal))
-				continue;
-			refresh_set_failure(tasks[i].result, CAL_ERR_TABLE_INVALID,
-								psprintf("the new tokens could not be stored "
-										 "(Cal.com has rotated them): %s",
-										 refusal));
-			tasks[i].result->method = NULL;
-			tasks[i].result->access_token = NULL;
-			tasks[i].result->has_access_expiry = false;
-			tasks[i].result->has_refresh_expiry = false;
-			tasks[i].result->recorded = true;
-			tasks[i].result->backs_off = true;
-		}
-	}
 	for (i = 0; i < n_tasks; i++)
-		if (tasks[i].update != NULL)
-			refresh_task_forget_update(&tasks[i]);
+	{
+		if (!tasks[i].has_update)
+			continue;
+		updates[n] = tasks[i].update;
+		methods[n] = tasks[i].method;
+		results[n] = tasks[i].result;
+		n++;
+	}
+	if (n > 0)
+		refresh_write(config->table_name, updates, n, methods, results,
+					  isolate_users);
+	for (i = 0; i < n; i++)
+		explicit_bzero((char *) updates[i].refresh_token,
+					   strlen(updates[i].refresh_token));
 }
 
 /*
@@ -419,6 +372,8 @@ static void
 refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 						int n_tasks)
 {
+	const char **succeeded = palloc(sizeof(char *) * n_tasks);
+	int			n_succeeded = 0;
 	int			i;
 
 	if (!OidIsValid(config->extension_schema))
@@ -428,12 +383,13 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 		const CalResult *result = tasks[i].result;
 
 		if (result->success)
-			failure_store_clear(config->extension_schema, result->user_ulid);
+			succeeded[n_succeeded++] = result->user_ulid;
 		else if (result->recorded)
 			failure_store_record(config->extension_schema, result->user_ulid,
 								 result->error_code, result->error,
 								 result->backs_off);
 	}
+	failure_store_clear(config->extension_schema, succeeded, n_succeeded);
 }
 
 /*
@@ -639,6 +595,7 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 						   TimestampTz refresh_expires_at, CalResult *result)
 {
 	TokenUpdate update;
+	const char *method = "update";
 
 	result->user_ulid = user_ulid;
 	update.user_ulid = user_ulid;
@@ -647,8 +604,8 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 	update.access_expires_at = access_expires_at;
 	update.has_refresh_expiry = has_refresh_expiry;
 	update.refresh_expires_at = refresh_expires_at;
-	refresh_write(config->table_name, &update, "update", result);
+	refresh_write(config->table_name, &update, 1, &method, &result, false);
 	/* Tokens the application just had issued: earlier failures are moot. */
 	if (result->success && OidIsValid(config->extension_schema))
-		failure_store_clear(config->extension_schema, user_ulid);
+		failure_store_clear(config->extension_schema, &user_ulid, 1);
 }

@@ -74,6 +74,63 @@ token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
 }
 
 /*
+ * Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded (the
+ * subtransaction is released), else the error, rolled back and copied into
+ * the caller's memory, for the caller to judge.
+ */
+static ErrorData *
+token_store_in_subtransaction(void (*fn) (void *arg), void *arg)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext context = CurrentMemoryContext;
+	ErrorData  *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	return error;
+}
+
+/* The waiting lock of token_store_lock_with_timeout, run in a subtransaction. */
+typedef struct LockAttempt
+{
+	const TokenTable *table;
+	const char *user_ulid;
+	int			lock_timeout_ms;
+	MemoryContext caller_context;
+	TokenRow   *row;
+	TokenStoreStatus status;
+} LockAttempt;
+
+static void
+token_store_lock_attempt(void *arg)
+{
+	LockAttempt *attempt = (LockAttempt *) arg;
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", attempt->lock_timeout_ms);
+	(void) set_config_option("lock_timeout", value, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	attempt->status = token_store_fetch(attempt->table->lock_plan,
+										attempt->user_ulid,
+										attempt->caller_context, attempt->row);
+}
+
+/*
  * Locks the user's row.  Uncontended, one SKIP LOCKED statement does it.
  * Otherwise (locked elsewhere, or absent) the waiting statement runs; when
  * our cal_refresh.lock_timeout is shorter than PostgreSQL's lock_timeout,
@@ -86,53 +143,27 @@ token_store_lock_with_timeout(const TokenTable *table, const char *user_ulid,
 							  int lock_timeout_ms,
 							  MemoryContext caller_context, TokenRow *row)
 {
-	ResourceOwner owner = CurrentResourceOwner;
-	MemoryContext context = CurrentMemoryContext;
-	volatile TokenStoreStatus status;
-	bool		ours_is_shorter = lock_timeout_ms > 0 &&
-		(LockTimeout == 0 || lock_timeout_ms < LockTimeout);
+	LockAttempt attempt = {table, user_ulid, lock_timeout_ms, caller_context,
+	row, TOKEN_STORE_OK};
+	ErrorData  *error;
+	TokenStoreStatus status;
 
 	status = token_store_fetch(table->try_lock_plan, user_ulid,
 							   caller_context, row);
 	if (status == TOKEN_STORE_OK)
 		return status;
-	if (!ours_is_shorter)
+	if (lock_timeout_ms <= 0 ||
+		(LockTimeout != 0 && lock_timeout_ms >= LockTimeout))
 		return token_store_fetch(table->lock_plan, user_ulid,
 								 caller_context, row);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		char		value[32];
-
-		snprintf(value, sizeof(value), "%d", lock_timeout_ms);
-		(void) set_config_option("lock_timeout", value, PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-								 false);
-		status = token_store_fetch(table->lock_plan, user_ulid,
-								   caller_context, row);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
-		if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(error);
-		FreeErrorData(error);
-		status = TOKEN_STORE_BUSY;
-	}
-	PG_END_TRY();
-	return status;
+	error = token_store_in_subtransaction(token_store_lock_attempt, &attempt);
+	if (error == NULL)
+		return attempt.status;
+	if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(error);
+	FreeErrorData(error);
+	return TOKEN_STORE_BUSY;
 }
 
 /*
@@ -224,44 +255,109 @@ token_store_execute_write(SPIPlanPtr plan, Datum *args, const char *nulls)
 	return rc;
 }
 
-TokenStoreStatus
-token_store_write(const char *table_name, const TokenUpdate *update,
-				  char **problem)
+/* Writes one user's new tokens; NOT_FOUND when the row is gone. */
+static TokenStoreStatus
+token_store_write_row(const TokenTable *table, const TokenUpdate *update)
 {
-	TokenStoreStatus status = TOKEN_STORE_OK;
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	args[0] = CStringGetTextDatum(update->user_ulid);
+	args[1] = CStringGetTextDatum(update->access_token);
+	args[2] = CStringGetTextDatum(update->refresh_token);
+	args[3] = TimestampTzGetDatum(update->access_expires_at);
+	args[4] = TimestampTzGetDatum(update->refresh_expires_at);
+	if (!update->has_refresh_expiry)
+		nulls[4] = 'n';
+	rc = token_store_execute_write(table->write_plan, args, nulls);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	/* The token copies SPI made die with its memory in SPI_finish. */
+	explicit_bzero(VARDATA(DatumGetPointer(args[1])),
+				   VARSIZE(DatumGetPointer(args[1])) - VARHDRSZ);
+	explicit_bzero(VARDATA(DatumGetPointer(args[2])),
+				   VARSIZE(DatumGetPointer(args[2])) - VARHDRSZ);
+	return SPI_processed == 0 ? TOKEN_STORE_NOT_FOUND : TOKEN_STORE_OK;
+}
+
+/* Some of a write_all's rows, run in a subtransaction. */
+typedef struct WriteAttempt
+{
+	const TokenTable *table;
+	const TokenUpdate *updates;
+	int			n;
+	TokenStoreStatus *statuses;
+} WriteAttempt;
+
+static void
+token_store_write_attempt(void *arg)
+{
+	WriteAttempt *attempt = (WriteAttempt *) arg;
+	int			i;
+
+	for (i = 0; i < attempt->n; i++)
+		attempt->statuses[i] = token_store_write_row(attempt->table,
+													 &attempt->updates[i]);
+}
+
+/*
+ * Writes the rows in a subtransaction; a cancel goes on, any other error
+ * is the table refusing a row, and comes back as its message.
+ */
+static char *
+token_store_try_write(const TokenTable *table, const TokenUpdate *updates,
+					  int n, TokenStoreStatus *statuses)
+{
+	WriteAttempt attempt = {table, updates, n, statuses};
+	ErrorData  *error = token_store_in_subtransaction(token_store_write_attempt,
+													  &attempt);
+	char	   *refusal;
+
+	if (error == NULL)
+		return NULL;
+	if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(error);
+	refusal = pstrdup(error->message);
+	FreeErrorData(error);
+	return refusal;
+}
+
+void
+token_store_write_all(const char *table_name, const TokenUpdate *updates,
+					  int n, bool isolate, TokenStoreStatus *statuses,
+					  char **problems)
+{
 	SpiPinned	session;
 	const TokenTable *table;
+	char	   *problem = NULL;
+	int			i;
 
-	table = token_store_begin(table_name, &session, problem);
+	memset(problems, 0, sizeof(char *) * n);
+	table = token_store_begin(table_name, &session, &problem);
 	if (table == NULL)
-		status = TOKEN_STORE_TABLE_INVALID;
-	else
 	{
-		Datum		args[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-		int			rc;
-
-		args[0] = CStringGetTextDatum(update->user_ulid);
-		args[1] = CStringGetTextDatum(update->access_token);
-		args[2] = CStringGetTextDatum(update->refresh_token);
-		args[3] = TimestampTzGetDatum(update->access_expires_at);
-		args[4] = TimestampTzGetDatum(update->refresh_expires_at);
-		if (!update->has_refresh_expiry)
-			nulls[4] = 'n';
-		rc = token_store_execute_write(table->write_plan, args, nulls);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "SPI_execute_plan failed: %s",
-				 SPI_result_code_string(rc));
-		if (SPI_processed == 0)
-			status = TOKEN_STORE_NOT_FOUND;
-		/* The token copies SPI made die with its memory in SPI_finish. */
-		explicit_bzero(VARDATA(DatumGetPointer(args[1])),
-					   VARSIZE(DatumGetPointer(args[1])) - VARHDRSZ);
-		explicit_bzero(VARDATA(DatumGetPointer(args[2])),
-					   VARSIZE(DatumGetPointer(args[2])) - VARHDRSZ);
+		for (i = 0; i < n; i++)
+		{
+			statuses[i] = TOKEN_STORE_TABLE_INVALID;
+			problems[i] = problem;
+		}
+	}
+	else if (!isolate)
+		for (i = 0; i < n; i++)
+			statuses[i] = token_store_write_row(table, &updates[i]);
+	else if (token_store_try_write(table, updates, n, statuses) != NULL)
+	{
+		/* Something was refused, and nothing stored: again, row by row. */
+		for (i = 0; i < n; i++)
+		{
+			problems[i] = token_store_try_write(table, &updates[i], 1,
+												&statuses[i]);
+			if (problems[i] != NULL)
+				statuses[i] = TOKEN_STORE_REFUSED;
+		}
 	}
 	spi_pinned_end(&session);
-	return status;
 }
 
 TokenStoreStatus

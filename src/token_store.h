@@ -40,7 +40,8 @@ typedef enum TokenStoreStatus
 	TOKEN_STORE_OK,
 	TOKEN_STORE_TABLE_INVALID,	/* missing table, column or unique key */
 	TOKEN_STORE_NOT_FOUND,		/* no row for that user */
-	TOKEN_STORE_BUSY			/* row lock not had in time */
+	TOKEN_STORE_BUSY,			/* row lock not had in time */
+	TOKEN_STORE_REFUSED			/* a trigger, constraint or policy said no */
 } TokenStoreStatus;
 
 /* The user's row as it is now, without a lock. */
@@ -57,10 +58,20 @@ extern TokenStoreStatus token_store_lock_row(const char *table_name,
 											 int lock_timeout_ms,
 											 TokenRow *row, char **problem);
 
-/* Writes new tokens to the user's row, taking its row lock if not held. */
-extern TokenStoreStatus token_store_write(const char *table_name,
-										  const TokenUpdate *update,
-										  char **problem);
+/*
+ * Writes new tokens to n users' rows, taking their row locks if not held;
+ * statuses[i] says how each went, problems[i] why not (TABLE_INVALID,
+ * REFUSED).  Without isolate, an error the table raises goes to the
+ * caller.  With it, the rows are written in one subtransaction; should the
+ * table refuse one (a trigger, a constraint, a row-level security policy),
+ * they are written again one by one and only the rows refused are left
+ * out, as REFUSED with the error's message (never its detail, which would
+ * show the row).  A cancel is never caught.
+ */
+extern void token_store_write_all(const char *table_name,
+								  const TokenUpdate *updates, int n,
+								  bool isolate, TokenStoreStatus *statuses,
+								  char **problems);
 
 /*
  * Locks up to max_rows rows whose access token expires before
