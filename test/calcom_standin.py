@@ -125,10 +125,12 @@ class Fault:
     kind: str
     remaining: int  # -1: until reset
     status: int | None
-    retry_after: int | None
+    retry_after: str | None  # the Retry-After header's text, verbatim (absurd values included)
     latency_ms: int
     apply: bool  # run the real operation first, then deliver the fault instead of its reply
     field: str
+    reset: int | None = None  # X-RateLimit-Reset-Default of a status fault (seconds)
+    escape: bool = False  # echo: every character but letters and digits as a JSON \\u escape
 
     def matches(self, endpoint):
         return self.endpoint in ("any", endpoint)
@@ -497,10 +499,17 @@ def fault_from_args(args):
     if count == 0:
         raise ControlError("count must be -1 (until reset) or positive")
     status = int_arg(args, "status", 502 if kind == "html" else 500, minimum=100)
-    retry_after = int_arg(args, "retry_after", None)
+    retry_after = args.get("retry_after")
+    if retry_after is not None:
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, str)):
+            raise ControlError("retry_after must be an integer or a string")
+        retry_after = str(retry_after)
+        if not re.fullmatch(r"[\x20-\x7e]*", retry_after):
+            raise ControlError("retry_after must be printable ASCII")
     return Fault(endpoint, kind, count, status, retry_after,
                  int_arg(args, "latency_ms", 0), bool(args.get("apply", False)),
-                 optional_str_arg(args, "field") or "accessToken")
+                 optional_str_arg(args, "field") or "accessToken",
+                 int_arg(args, "reset", None), bool(args.get("escape", False)))
 
 
 def seed_from_args(args):
@@ -612,8 +621,26 @@ def status_fault(fault, url):
         code, message = "InternalServerErrorException", "Internal server error"
     reply = error_reply(ApiError(fault.status, code, message), url)
     if fault.retry_after is not None:
-        reply.headers.append(("Retry-After", str(fault.retry_after)))
+        reply.headers.append(("Retry-After", fault.retry_after))
+    if fault.reset is not None:
+        reply.headers.append(("X-RateLimit-Reset-Default", str(fault.reset)))
     return reply
+
+
+def json_escaped(text):
+    """A JSON string literal of text with every character but letters, digits and spaces written
+    as a \\u escape (surrogate pairs beyond the BMP): the raw bytes never hold text's
+    punctuation, so only a client that decodes the JSON sees what it says."""
+    out = []
+    for char in text:
+        if char.isascii() and (char.isalnum() or char == " "):
+            out.append(char)
+        else:
+            for unit in struct.unpack(f"<{len(char.encode('utf-16-le')) // 2}H",
+                                      char.encode("utf-16-le")):
+                out.append(f"\\u{unit:04x}")
+    return '"' + "".join(out) + '"'
+
 
 
 def distort(kind, payload, fault_field):
@@ -776,11 +803,16 @@ class StandinHandler(BaseHTTPRequestHandler):
             return json_reply(200, {"status": "success"})
         if kind == "echo":
             # A careless proxy or WAF quoting the request back, credentials and all, after a
-            # long preamble (so a client that truncates before checking would miss it).
+            # long preamble (so a client that truncates before checking would miss it); with
+            # escape, JSON-escaped as a server may legally write it.
             message = ("request rejected by policy; " * 8 + f"x-cal-secret-key={request.secret} "
-                       f"body={json.dumps(request.body)}")
-            return json_reply(fault.status, {"status": "error", "error": {
-                "code": "BadRequestException", "message": message}})
+                       f"body={json.dumps(request.body, ensure_ascii=False)}")
+            if not fault.escape:
+                return json_reply(fault.status, {"status": "error", "error": {
+                    "code": "BadRequestException", "message": message}})
+            body = ('{"status":"error","error":{"code":"BadRequestException","message":'
+                    + json_escaped(message) + "}}")
+            return Reply(fault.status, body.encode("ascii"))
         return distort(kind, self._success_payload(real, request), fault.field)
 
     def _success_payload(self, real, request):
@@ -819,7 +851,9 @@ class StandinHandler(BaseHTTPRequestHandler):
             headers.append(("Content-Type", reply.content_type))
         if reply.from_calcom:
             headers.append(("X-Request-Id", os.urandom(16).hex()))
-            headers.extend(self.server.state.rate_headers())
+            given = {name.lower() for name, _ in headers}
+            headers.extend(h for h in self.server.state.rate_headers()
+                           if h[0].lower() not in given)
         headers.append(("Content-Length", str(len(reply.body))))
         if self.close_connection:
             headers.append(("Connection", "close"))

@@ -120,9 +120,11 @@ def cmd_rate_limit(args):
 def cmd_fault(args):
     payload = {"endpoint": args.endpoint, "kind": args.kind, "count": args.count,
                "apply": args.apply}
-    for name in ("status", "retry_after", "latency_ms", "field"):
+    for name in ("status", "retry_after", "latency_ms", "field", "reset"):
         if getattr(args, name) is not None:
             payload[name] = getattr(args, name)
+    if args.escape:
+        payload["escape"] = True
     control("POST", "fault", payload)
 
 
@@ -285,7 +287,11 @@ def build_parser():
     fault.add_argument("kind", metavar="KIND")
     fault.add_argument("--status", type=int)
     fault.add_argument("--count", type=int, default=1, help="-1: until reset")
-    fault.add_argument("--retry-after", type=int)
+    fault.add_argument("--retry-after", help="the Retry-After header's text, verbatim")
+    fault.add_argument("--reset", type=int,
+                       help="X-RateLimit-Reset-Default of a status fault, in seconds")
+    fault.add_argument("--escape", action="store_true",
+                       help="echo: JSON-escape every character but letters and digits")
     fault.add_argument("--latency-ms", type=int)
     fault.add_argument("--apply", action="store_true",
                        help="perform the real operation, then deliver the fault")

@@ -266,6 +266,18 @@ def test_fault_status(api, r):
     r.check("fault status 429: ThrottlerException with Retry-After", response.status == 429
             and response.code() == "ThrottlerException"
             and response.headers.get("Retry-After") == "7", response.status)
+    api.fault("refresh", "status", status=429, retry_after="9223372039002259", reset=2)
+    response = api.refresh(refresh)
+    r.check("fault status 429: Retry-After verbatim, one X-RateLimit-Reset-Default",
+            response.headers.get("Retry-After") == "9223372039002259"
+            and response.headers.get_all("X-RateLimit-Reset-Default") == ["2"],
+            dict(response.headers))
+    api.fault("refresh", "status", status=429)
+    response = api.refresh(refresh)
+    r.check("fault status 429 plain: no Retry-After, a reset header",
+            "Retry-After" not in response.headers
+            and response.headers.get("X-RateLimit-Reset-Default", "").isdigit(),
+            dict(response.headers))
 
 
 def test_fault_bodies(api, r):
@@ -275,6 +287,11 @@ def test_fault_bodies(api, r):
         api.fault("refresh", kind, **options)
         return api.refresh(refresh)
 
+    echo = faulty("echo", status=400, escape=True)
+    r.check("fault echo escape: the secret only once decoded", echo.status == 400
+            and SECRET.encode() not in echo.body and refresh.encode() not in echo.body
+            and SECRET in echo.json["error"]["message"]
+            and refresh in echo.json["error"]["message"], echo.body[:80])
     html = faulty("html")
     r.check("fault html: 502 text/html", html.status == 502 and html.json is None
             and html.headers.get("Content-Type").startswith("text/html"), html.status)
