@@ -28,7 +28,7 @@ DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
 	permissions refresh fallback retries errors hostile_input \
-	access_token transactions schedule upgrade
+	access_token transactions schedule hostile_rows upgrade
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

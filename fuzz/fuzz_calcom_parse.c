@@ -150,11 +150,19 @@ static void
 fuzz_describe_error(const char *body, size_t len, size_t message_len)
 {
 	char	   *message = alloc_filled(message_len);
+	const char *secrets[2] = {"Bearer", NULL};
+	bool		described;
 
-	calcom_describe_error(body, len, message, message_len);
-	check_message(message, message_len, "calcom_describe_error");
-	if (message_len > 1 && message[0] == '\0')
-		fail("calcom_describe_error", "message is empty");
+	described = calcom_describe_error(body, len, secrets, 2, message,
+									  message_len);
+	if (described)
+	{
+		check_message(message, message_len, "calcom_describe_error");
+		if (message_len > 1 && message[0] == '\0')
+			fail("calcom_describe_error", "message is empty");
+		if (message_len > 0 && strstr(message, "Bearer") != NULL)
+			fail("calcom_describe_error", "described a text quoting a secret");
+	}
 	free(message);
 }
 
@@ -270,6 +278,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	str[size] = '\0';
 	fuzz_token_is_plausible(str);
 	fuzz_url_is_acceptable(str);
+	(void) calcom_url_is_loopback(str);
+	(void) calcom_body_is_json_shaped(str, strlen(str));
 	fuzz_client_id_is_valid(str);
 	free(str);
 

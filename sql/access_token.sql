@@ -69,8 +69,10 @@ SELECT try($$SELECT cal_access_token('01TOK')$$);
 RESET cal_refresh.client_id;
 SELECT cal_access_token('01TOK') IS NOT NULL AS refreshed_again;
 
--- Read-only transactions (and standbys) get the stored token while it is
--- good; a refresh is refused with 25006 before any call.
+-- Read-only transactions (and standbys) get the stored token while it
+-- still works, with a WARNING when it could not be refreshed ahead of
+-- min_validity; cal_refresh_user_tokens is refused with 25006 before any
+-- call (hostile_rows.sql: an expired token read-only).
 UPDATE public."CalendarIntegration"
 SET "calAccessTokenExpiresAt" = now() AT TIME ZONE 'UTC' + interval '30 minutes'
 WHERE "userUlid" = '01TOK';

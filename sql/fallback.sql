@@ -18,25 +18,34 @@ WHERE "userUlid" = '01BOB' \gset
 \! $CAL_STANDIN_CTL calls --user 111
 
 -- A refresh whose response was lost after Cal.com rotated the pair
--- (reset once sent): force refresh recovers.
+-- (reset once sent): the refresh is retried, the retry meets a 400 (the
+-- token is spent), and force refresh recovers.  Without a retry it fails,
+-- and the next call recovers the same way.
 \! $CAL_STANDIN_CTL reset
 \! $CAL_STANDIN_CTL fault refresh reset --apply
+SET cal_refresh.max_retries = 1;
 SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
+SET cal_refresh.max_retries = 0;
+\! $CAL_STANDIN_CTL calls --user 111
+\! $CAL_STANDIN_CTL fault refresh reset --apply
+SELECT (outcome(r)).error_code FROM cal_refresh_user_tokens('01BOB') r;
+SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01BOB') r;
 \! $CAL_STANDIN_CTL calls --user 111
 
--- 404 (a lost race at Cal.com), 502 and 504 also fall back.
+-- 404 (a lost race at Cal.com) also falls back.
+\! $CAL_STANDIN_CTL reset
 \! $CAL_STANDIN_CTL fault refresh status --status 404
 SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01BOB') r;
-\! $CAL_STANDIN_CTL fault refresh status --status 502
+-- A 200 whose JSON cannot be used leaves the token's fate unknown: fall back.
+\! $CAL_STANDIN_CTL fault refresh truncated --apply
 SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01BOB') r;
-\! $CAL_STANDIN_CTL fault refresh status --status 504
-SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01BOB') r;
--- A 200 whose body cannot be used leaves the token's fate unknown: fall back.
-\! $CAL_STANDIN_CTL fault refresh malformed
+\! $CAL_STANDIN_CTL fault refresh missing_field
 SELECT (outcome(r)).method FROM cal_refresh_user_tokens('01BOB') r;
 \! $CAL_STANDIN_CTL calls --user 111
 
--- Not after 401 (configuration), 429 (wait instead), 500 or 503.
+-- Not after 401 (configuration), 429 (wait instead), nor after the
+-- service's trouble: 5xx, and a 200 that is not JSON at all (a maintenance
+-- page); those are retried instead (retries.sql).
 \! $CAL_STANDIN_CTL reset
 \! $CAL_STANDIN_CTL fault refresh status --status 401
 SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
@@ -46,7 +55,15 @@ SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
 SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
 \! $CAL_STANDIN_CTL fault refresh status --status 500
 SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
+\! $CAL_STANDIN_CTL fault refresh status --status 502
+SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
 \! $CAL_STANDIN_CTL fault refresh status --status 503
+SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
+\! $CAL_STANDIN_CTL fault refresh status --status 504
+SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
+\! $CAL_STANDIN_CTL fault refresh html --status 200
+SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
+\! $CAL_STANDIN_CTL fault refresh malformed
 SELECT (outcome(r)).* FROM cal_refresh_user_tokens('01BOB') r;
 \! $CAL_STANDIN_CTL calls --user 111
 -- ...and the row still holds a token Cal.com accepts.

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -310,9 +311,11 @@ cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 
 	cal_arg_not_null(fcinfo, argno, name);
 	window = PG_GETARG_INTERVAL_P(argno);
-	window_us = window->time + (int64) window->day * USECS_PER_DAY +
-		(int64) window->month * DAYS_PER_MONTH * USECS_PER_DAY;
-	if (window_us < 0 || window_us > CAL_TOKEN_WINDOW_MAX_USECS)
+	/* Checked: an absurd (or, since PostgreSQL 17, infinite) interval. */
+	if (pg_mul_s64_overflow((int64) window->month * DAYS_PER_MONTH +
+							window->day, USECS_PER_DAY, &window_us) ||
+		pg_add_s64_overflow(window_us, window->time, &window_us) ||
+		window_us < 0 || window_us > CAL_TOKEN_WINDOW_MAX_USECS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be between 0 and 55 minutes", name),
@@ -564,7 +567,7 @@ cal_access_token(PG_FUNCTION_ARGS)
 	int64		min_validity_us;
 	CalResult	result = {0};
 	RefreshConfig config;
-	bool		stored_token_returned = false;
+	StoredTokenReason stored_token = STORED_TOKEN_NONE;
 	MemoryContext work_context;
 	text	   *token;
 
@@ -574,9 +577,18 @@ cal_access_token(PG_FUNCTION_ARGS)
 	result.user_ulid = user_ulid;
 	if (cal_settings_to_config(fcinfo, &config, true, &result))
 		refresh_access_token(&config, user_ulid, min_validity_us, &result,
-							 &stored_token_returned);
+							 &stored_token);
 
-	if (stored_token_returned)
+	if (stored_token == STORED_TOKEN_READ_ONLY)
+		ereport(WARNING,
+				(errmsg("returning the stored access token of user \"%s\" "
+						"without refreshing it: the transaction is read-only",
+						user_ulid),
+				 errdetail("It expires at %s, sooner than min_validity asks.",
+						   timestamptz_to_str(result.access_expires_at)),
+				 errhint("Call cal_access_token() in a read-write transaction "
+						 "on the primary to refresh it ahead of expiry.")));
+	else if (stored_token == STORED_TOKEN_REFRESH_FAILED)
 		ereport(WARNING,
 				(errmsg("returning the stored access token of user \"%s\": "
 						"refreshing it failed",

@@ -176,6 +176,7 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 	MemoryContext job_context;
 	char	   *after_user = NULL;
 	const char *stopped_because = "no due user is left";
+	bool		calcom_failing = false;
 	int			n_batches = 0;
 	int			due = 0;
 	int			refreshed = 0;
@@ -236,8 +237,10 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 						TimestampDifferenceMilliseconds(batch_started,
 														GetCurrentTimestamp())),
 				 batch.not_started > 0 ?
-				 errdetail("%d not started: cal_refresh.job_max_runtime had passed; "
-						   "they are due again next run.", batch.not_started) : 0));
+				 errdetail("%d not started: %s; they are due again next run.",
+						   batch.not_started,
+						   batch.calcom_failing != NULL ? "Cal.com is failing" :
+						   "cal_refresh.job_max_runtime had passed") : 0));
 		if (batch.n_results > 0)
 		{
 			if (after_user != NULL)
@@ -246,12 +249,24 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 											 batch.results[batch.n_results - 1].user_ulid);
 		}
 
+		if (batch.calcom_failing != NULL)
+		{
+			/* No batch after this one would fare better: end the run. */
+			ereport(LOG,
+					(errmsg("cal_refresh: Cal.com is failing (%s); the job stops "
+							"this run", batch.calcom_failing),
+					 errdetail("Users not tried are due again next run; none "
+							   "of them is backed off.")));
+			stopped_because = "Cal.com is failing";
+			calcom_failing = true;
+		}
+
 		MemoryContextSwitchTo(job_context);
 		MemoryContextDelete(batch_context);
 		SPI_commit();
 		/* Reading a toasted value needs a snapshot; the commit took ours. */
 		EnsurePortalSnapshotExists();
-		if (batch.n_results < batch_size)
+		if (batch.n_results < batch_size || calcom_failing)
 			break;
 	}
 

@@ -41,6 +41,13 @@
 /* First retry waits about this long; each further one twice as long. */
 #define CAL_RETRY_BASE_MS 250
 
+/*
+ * A background batch that sees this many failed attempts of the service's
+ * in a row (or twice its concurrency, if fewer) stops: Cal.com is down,
+ * and sending more only adds to its load.
+ */
+#define CAL_BREAKER_FAILURES 5
+
 typedef enum CalCallState
 {
 	CAL_CALL_QUEUED,			/* not started */
@@ -76,6 +83,7 @@ struct CalCall
 	int64		wake_ms;		/* CAL_CALL_WAITING: next attempt */
 	bool		books_ahead;	/* waits for a booked slot, or polls */
 	bool		slot_reserved;	/* a request slot is ours at wake_ms */
+	int64		slot_us;		/* ... that is, at this rate_limit time */
 	CURL	   *easy;			/* CAL_CALL_RUNNING */
 	CalTransfer *transfer;		/* CAL_CALL_RUNNING */
 	bool		attached;		/* easy is on the multi handle */
@@ -88,6 +96,10 @@ struct CalBatch
 	int			max_concurrency;
 	bool		background;
 	int64		start_by_ms;	/* no queued call starts after; -1: none */
+	int			breaker_limit;	/* service failures in a row that stop it */
+	int			service_failures;	/* failed attempts in a row, the
+									 * service's fault */
+	char	   *failing;		/* once stopped: why Cal.com is failing */
 	MemoryContext context;
 	MemoryContextCallback cleanup;
 	char	   *base_url;
@@ -174,6 +186,16 @@ calcom_call_wipe(CalCall *call)
 		explicit_bzero(call->result, sizeof(CalCallResult));
 }
 
+/* A slot booked for an attempt that will not be sent goes back. */
+static void
+calcom_call_release_slot(CalCall *call)
+{
+	if (call->slot_reserved)
+		rate_limit_release(call->batch->config.max_requests_per_minute,
+						   call->slot_us);
+	call->slot_reserved = false;
+}
+
 /* A call whose result the caller has had: wiped and freed. */
 static void
 calcom_call_free(CalCall *call)
@@ -200,6 +222,7 @@ calcom_batch_cleanup(void *arg)
 
 	for (i = 0; i < batch->n_active; i++)
 	{
+		calcom_call_release_slot(batch->active[i]);
 		calcom_call_drop_transfer(batch->active[i]);
 		calcom_call_wipe(batch->active[i]);
 	}
@@ -228,6 +251,8 @@ calcom_batch_create(const CalClientConfig *config, int max_concurrency,
 	batch->background = background;
 	batch->start_by_ms = start_within_ms < 0 ? -1 :
 		curl_wait_now_ms() + start_within_ms;
+	batch->breaker_limit = Min(CAL_BREAKER_FAILURES,
+							   2 * batch->max_concurrency);
 	batch->context = context;
 	batch->base_url = MemoryContextStrdup(context, config->api_url);
 	len = strlen(batch->base_url);
@@ -331,6 +356,7 @@ calcom_call_finish(CalCall *call, int64 now_ms)
 	CalBatch   *batch = call->batch;
 	int			i;
 
+	calcom_call_release_slot(call);
 	call->result->attempts = call->attempts;
 	call->result->elapsed_ms = (int) (now_ms - call->started_ms);
 	explicit_bzero(call->request_body, strlen(call->request_body));
@@ -392,6 +418,7 @@ calcom_call_take_slot(CalCall *call, int64 now_ms)
 	{
 		/* Booked ahead (interactive): the slot is ours when it comes. */
 		call->slot_reserved = true;
+		call->slot_us = rate_limit_now_us() + wait_us;
 		call->wake_ms = now_ms + (wait_us + 999) / 1000;
 	}
 	else if (earliest_us > latest_us)
@@ -435,29 +462,49 @@ calcom_call_start_attempt(CalCall *call, int64 now_ms)
 }
 
 /*
- * May this failed attempt be repeated?  A refresh only when Cal.com cannot
- * have seen it (nothing sent) or asked us to slow down (429): anything
- * else may have spent the token, and that is the fallback's business.
- * Force refresh yields the same outcome however often it is sent.
+ * Is this failed attempt the service's trouble (429, 5xx, a body that is
+ * not JSON, a lost connection, a timeout) rather than an answer?  Such an
+ * attempt may be repeated: force refresh yields the same outcome however
+ * often it is sent, and re-sending a refresh token Cal.com may have spent
+ * only earns a 400, which the fallback then handles, far cheaper than
+ * voiding every token of the user at once.
  */
 static bool
-calcom_call_should_retry(const CalCallResult *result)
+calcom_is_service_failure(const CalCallResult *result)
 {
-	bool		is_force = result->endpoint == CAL_ENDPOINT_FORCE_REFRESH;
-
 	switch (result->outcome)
 	{
 		case CAL_UNAVAILABLE:
-			return result->http_status == 429 || is_force;
 		case CAL_NETWORK_ERROR:
 		case CAL_TIMEOUT:
-			return !result->request_sent || is_force;
+			return true;
 		case CAL_OK:
 		case CAL_REJECTED:
 		case CAL_BAD_RESPONSE:
 			break;
 	}
 	return false;
+}
+
+/*
+ * Counts a background batch's failed attempts of the service's in a row;
+ * at breaker_limit the batch stops (see calcom_batch_advance).
+ */
+static void
+calcom_batch_count_failure(CalBatch *batch, const CalCallResult *result)
+{
+	if (!batch->background || batch->failing != NULL)
+		return;
+	if (!calcom_is_service_failure(result))
+	{
+		batch->service_failures = 0;
+		return;
+	}
+	if (++batch->service_failures >= batch->breaker_limit)
+		batch->failing = MemoryContextStrdup(batch->context,
+											 psprintf("%d failed requests in a row, the last %s",
+													  batch->service_failures,
+													  result->message));
 }
 
 /* An attempt ended: classify it, then retry or finish the call. */
@@ -476,10 +523,11 @@ calcom_call_attempt_done(CalCall *call, CURLcode code)
 	rate_limit_feedback(batch->config.max_requests_per_minute,
 						result->http_status == 429, result->retry_after_ms,
 						remaining);
+	calcom_batch_count_failure(batch, result);
 	now_ms = curl_wait_now_ms();
 	if (result->outcome == CAL_OK ||
 		call->attempts > batch->config.max_retries ||
-		!calcom_call_should_retry(result))
+		!calcom_is_service_failure(result) || batch->failing != NULL)
 	{
 		calcom_call_finish(call, now_ms);
 		return;
@@ -544,15 +592,28 @@ calcom_call_start(CalBatch *batch, CalCall *call, int64 now_ms)
 	call->state = CAL_CALL_WAITING;
 }
 
-/* A queued call the batch no longer starts: a timeout, nothing sent. */
+/*
+ * A queued call the batch no longer starts, nothing sent: its time ran out
+ * (a timeout), or Cal.com is failing.
+ */
 static void
 calcom_call_not_started(CalBatch *batch, CalCall *call, int64 now_ms)
 {
 	calcom_call_start(batch, call, now_ms);
-	call->result->outcome = CAL_TIMEOUT;
-	snprintf(call->result->message, CAL_MESSAGE_MAX,
-			 "not sent: the job's time (cal_refresh.job_max_runtime) ran "
-			 "out before this user's turn");
+	call->result->not_started = true;
+	if (batch->failing != NULL)
+	{
+		call->result->outcome = CAL_UNAVAILABLE;
+		snprintf(call->result->message, CAL_MESSAGE_MAX,
+				 "not sent: Cal.com is failing (%s)", batch->failing);
+	}
+	else
+	{
+		call->result->outcome = CAL_TIMEOUT;
+		snprintf(call->result->message, CAL_MESSAGE_MAX,
+				 "not sent: the job's time (cal_refresh.job_max_runtime) ran "
+				 "out before this user's turn");
+	}
 	explicit_bzero(call->request_body, strlen(call->request_body));
 	call->state = CAL_CALL_DONE;
 	calcom_queue_push(batch, &batch->done, call);
@@ -570,11 +631,22 @@ calcom_batch_advance(CalBatch *batch)
 	int64		wake_ms = -1;
 	int			i;
 
-	/* Past the batch's limit, the users not yet started are left alone. */
-	if (batch->start_by_ms >= 0 && now_ms >= batch->start_by_ms)
+	/*
+	 * Past the batch's limit, or with Cal.com failing, the users not yet
+	 * started are left alone; failing, no retry is sent either.
+	 */
+	if ((batch->start_by_ms >= 0 && now_ms >= batch->start_by_ms) ||
+		batch->failing != NULL)
 		while (!calcom_queue_is_empty(&batch->queued))
 			calcom_call_not_started(batch, calcom_queue_pop(&batch->queued),
 									now_ms);
+	for (i = batch->n_active - 1; batch->failing != NULL && i >= 0; i--)
+		if (batch->active[i]->state == CAL_CALL_WAITING &&
+			batch->active[i]->attempts > 0)
+		{
+			calcom_call_note(batch->active[i], "no retry: Cal.com is failing");
+			calcom_call_finish(batch->active[i], now_ms);
+		}
 
 	while (batch->n_active < batch->max_concurrency &&
 		   (!calcom_queue_is_empty(&batch->urgent) ||
@@ -658,4 +730,10 @@ calcom_batch_next(CalBatch *batch, void **tag)
 					 errdetail("libcurl: %s", curl_multi_strerror(mc))));
 		calcom_collect_finished();
 	}
+}
+
+const char *
+calcom_batch_failing(const CalBatch *batch)
+{
+	return batch->failing;
 }

@@ -15,6 +15,12 @@
 /* Bodies larger than this are refused: a token response is ~1 kB. */
 #define CAL_BODY_MAX (64 * 1024)
 
+/*
+ * The longest pause a server may ask for (Retry-After, a rate-limit
+ * reset): Cal.com's throttler blocks a client for 60 s.
+ */
+#define CAL_PAUSE_MAX_MS (60 * 1000)
+
 typedef struct CalClientConfig
 {
 	const char *api_url;		/* e.g. https://api.cal.com */
@@ -50,16 +56,18 @@ typedef struct CalCallResult
 	long		http_status;	/* 0 when no response arrived */
 	bool		request_sent;	/* Cal.com may have acted on it */
 	bool		body_over_cap;	/* the response was cut at CAL_BODY_MAX */
+	bool		not_started;	/* the batch did not send it (see below) */
 	int			attempts;
 	int			elapsed_ms;		/* all attempts and waits */
-	int			retry_after_ms; /* Cal.com's Retry-After, or -1 */
+	int			retry_after_ms; /* the wait Cal.com asked for, or -1 */
 	char		message[CAL_MESSAGE_MAX];	/* never holds a token */
 	CalTokens	tokens;			/* filled when outcome == CAL_OK */
 } CalCallResult;
 
 /*
  * A set of calls run concurrently, at most max_concurrency at a time, each
- * with its own retries within config->timeout_ms.  A background batch
+ * with its own retries within config->timeout_ms (after 429, 5xx, a body
+ * that is not JSON, a lost connection or a timeout).  A background batch
  * starts a refresh only when the cluster's request budget has a slot free
  * at once, and its timeout runs from then; an interactive one (a person is
  * waiting), and any force refresh, books the next slot ahead, so it goes
@@ -97,6 +105,13 @@ extern void calcom_batch_add_force_refresh(CalBatch *batch,
  * the next call of calcom_batch_next or calcom_batch_end; it is wiped then.
  */
 extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
+
+/*
+ * Why a background batch stopped starting calls, or NULL: a run of failed
+ * attempts that were the service's trouble.  The calls it did not start
+ * come back as not_started; those under way were not retried.
+ */
+extern const char *calcom_batch_failing(const CalBatch *batch);
 
 /* Ends the batch: stops what still runs, wipes and frees. */
 extern void calcom_batch_end(CalBatch *batch);

@@ -147,8 +147,24 @@ append_printable(char *dst, size_t dst_len, const char *src, size_t src_max)
 	dst[used] = '\0';
 }
 
-void
+/* Does the decoded string item hold any of the secrets? */
+static bool
+quotes_a_secret(const cJSON *item, const char *const *secrets, int n_secrets)
+{
+	int			i;
+
+	if (!cJSON_IsString(item))
+		return false;
+	for (i = 0; i < n_secrets; i++)
+		if (secrets[i] != NULL && secrets[i][0] != '\0' &&
+			strstr(item->valuestring, secrets[i]) != NULL)
+			return true;
+	return false;
+}
+
+bool
 calcom_describe_error(const char *body, size_t len,
+					  const char *const *secrets, int n_secrets,
 					  char *message, size_t message_len)
 {
 	cJSON	   *root;
@@ -157,18 +173,24 @@ calcom_describe_error(const char *body, size_t len,
 	const cJSON *text;
 
 	if (message_len == 0)
-		return;
+		return true;
 	message[0] = '\0';
 	root = cJSON_ParseWithLength(body, len);
 	if (root == NULL)
 	{
 		set_message(message, message_len,
 					len == 0 ? "empty body" : "non-JSON body");
-		return;
+		return true;
 	}
 	error = cJSON_GetObjectItemCaseSensitive(root, "error");
 	code = cJSON_GetObjectItemCaseSensitive(error, "code");
 	text = cJSON_GetObjectItemCaseSensitive(error, "message");
+	if (quotes_a_secret(code, secrets, n_secrets) ||
+		quotes_a_secret(text, secrets, n_secrets))
+	{
+		cJSON_Delete(root);
+		return false;
+	}
 	if (cJSON_IsString(code))
 		append_printable(message, message_len, code->valuestring, 64);
 	if (cJSON_IsString(text))
@@ -180,6 +202,18 @@ calcom_describe_error(const char *body, size_t len,
 	if (message[0] == '\0')
 		set_message(message, message_len, "no error description");
 	cJSON_Delete(root);
+	return true;
+}
+
+bool
+calcom_body_is_json_shaped(const char *body, size_t len)
+{
+	size_t		i = 0;
+
+	while (i < len && (body[i] == ' ' || body[i] == '\t' ||
+					   body[i] == '\r' || body[i] == '\n'))
+		i++;
+	return i < len && (body[i] == '{' || body[i] == '[');
 }
 
 /*
@@ -217,6 +251,46 @@ host_is_loopback(const char *host, size_t len)
 	return octets == 4;
 }
 
+/*
+ * The host part of an http(s) URL: *host and *len; false when the URL has
+ * no such scheme.
+ */
+static bool
+url_host(const char *url, bool *https, const char **host, size_t *len)
+{
+	const char *rest;
+
+	if (strncasecmp(url, "https://", 8) == 0)
+	{
+		*https = true;
+		rest = url + 8;
+	}
+	else if (strncasecmp(url, "http://", 7) == 0)
+	{
+		*https = false;
+		rest = url + 7;
+	}
+	else
+		return false;
+	*host = rest;
+	if (rest[0] == '[')
+		*len = strcspn(rest, "]") + 1;
+	else
+		*len = strcspn(rest, ":/");
+	return true;
+}
+
+bool
+calcom_url_is_loopback(const char *url)
+{
+	bool		https;
+	const char *host;
+	size_t		len;
+
+	return url != NULL && url_host(url, &https, &host, &len) &&
+		len <= strlen(host) && host_is_loopback(host, len);
+}
+
 bool
 calcom_url_is_acceptable(const char *url, const char **why)
 {
@@ -243,26 +317,11 @@ calcom_url_is_acceptable(const char *url, const char **why)
 			return false;
 		}
 	}
-	if (strncasecmp(url, "https://", 8) == 0)
-	{
-		https = true;
-		rest = url + 8;
-	}
-	else if (strncasecmp(url, "http://", 7) == 0)
-	{
-		https = false;
-		rest = url + 7;
-	}
-	else
+	if (!url_host(url, &https, &rest, &host_len))
 	{
 		*why = "The URL must start with https://.";
 		return false;
 	}
-
-	if (rest[0] == '[')
-		host_len = strcspn(rest, "]") + 1;
-	else
-		host_len = strcspn(rest, ":/");
 	if (host_len == 0 || host_len > strlen(rest) ||
 		(rest[0] == '[' && host_len < 3))
 	{

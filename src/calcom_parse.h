@@ -40,10 +40,21 @@ extern bool calcom_parse_tokens(const char *body, size_t len,
 /*
  * Describes an error body ("BadRequestException: Invalid refresh token"),
  * leniently: a body that is not Cal.com's error envelope (a proxy's HTML
- * page) gives "non-JSON body".  Only printable ASCII is kept.
+ * page) gives "non-JSON body".  Only printable ASCII is kept.  Returns
+ * false, describing nothing, when a text it would describe holds one of
+ * the n_secrets strings (NULL or empty ones aside) once its JSON escapes
+ * are decoded.
  */
-extern void calcom_describe_error(const char *body, size_t len,
+extern bool calcom_describe_error(const char *body, size_t len,
+								  const char *const *secrets, int n_secrets,
 								  char *message, size_t message_len);
+
+/*
+ * Could the body be JSON at all: does it start, after white space, with
+ * an object or an array?  A maintenance page or a captive proxy's answer
+ * does not; a truncated JSON body does.
+ */
+extern bool calcom_body_is_json_shaped(const char *body, size_t len);
 
 /* A token as Cal.com issues them: 1..CAL_TOKEN_MAX printable, no spaces. */
 extern bool calcom_token_is_plausible(const char *token);
@@ -54,6 +65,12 @@ extern bool calcom_token_is_plausible(const char *token);
  * what is wrong.
  */
 extern bool calcom_url_is_acceptable(const char *url, const char **why);
+
+/*
+ * Does the URL (one calcom_url_is_acceptable accepts) name a loopback
+ * host?  Such calls must bypass any proxy.
+ */
+extern bool calcom_url_is_loopback(const char *url);
 
 /* An OAuth client id is safe to place in a URL path. */
 extern bool calcom_client_id_is_valid(const char *client_id);

@@ -23,9 +23,6 @@
 #include "calcom_transfer.h"
 #include "compat.h"
 
-/* A Retry-After beyond this is treated as this (it is capped by the
- * attempt's deadline anyway). */
-#define CAL_RETRY_AFTER_MAX_MS (3600 * 1000)
 
 struct CalTransfer
 {
@@ -35,6 +32,7 @@ struct CalTransfer
 	size_t		request_len;
 	size_t		request_offset; /* how much the read callback handed out */
 	int			retry_after_ms; /* from a Retry-After header, or -1 */
+	int			ratelimit_reset_ms; /* X-RateLimit-Reset-Default, or -1 */
 	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
 	const char *refresh_token;	/* the one sent, if any: never echoed back */
 	bool		https;
@@ -82,7 +80,8 @@ calcom_transfer_read_cb(char *buffer, size_t size, size_t nitems, void *userp)
 
 /*
  * If the header line data (n bytes) is "name: value", copies the value,
- * trimmed, into value (value_size bytes) and returns true.
+ * trimmed of white space at both ends, into value (value_size bytes) and
+ * returns true.
  */
 static bool
 calcom_transfer_header_value(const char *data, size_t n, const char *name,
@@ -93,8 +92,15 @@ calcom_transfer_header_value(const char *data, size_t n, const char *name,
 
 	if (n <= name_len || pg_strncasecmp(data, name, name_len) != 0)
 		return false;
-	len = Min(n - name_len, value_size - 1);
-	memcpy(value, data + name_len, len);
+	data += name_len;
+	n -= name_len;
+	while (n > 0 && (*data == ' ' || *data == '\t'))
+	{
+		data++;
+		n--;
+	}
+	len = Min(n, value_size - 1);
+	memcpy(value, data, len);
 	while (len > 0 && isspace((unsigned char) value[len - 1]))
 		len--;
 	value[len] = '\0';
@@ -102,8 +108,32 @@ calcom_transfer_header_value(const char *data, size_t n, const char *name,
 }
 
 /*
- * Picks Retry-After (seconds or an HTTP date) and Cal.com's remaining
- * request count out of the response headers.
+ * A header's unsigned decimal number, saturated at limit (which it never
+ * exceeds, however many digits it has); -1 when it is not one.
+ */
+static int64
+calcom_transfer_header_number(const char *value, int64 limit)
+{
+	int64		number = 0;
+	const char *p;
+
+	if (*value == '\0')
+		return -1;
+	for (p = value; *p != '\0'; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return -1;
+		if (number < limit)
+			number = Min(number * 10 + (*p - '0'), limit);
+	}
+	return number;
+}
+
+/*
+ * Picks Retry-After (seconds or an HTTP date), Cal.com's remaining request
+ * count and the seconds until its window resets out of the response
+ * headers.  Times are capped at CAL_PAUSE_MAX_MS: no server's word pauses
+ * the cluster for longer.
  */
 static size_t
 calcom_transfer_header_cb(char *data, size_t size, size_t nitems, void *userp)
@@ -111,33 +141,40 @@ calcom_transfer_header_cb(char *data, size_t size, size_t nitems, void *userp)
 	CalTransfer *transfer = (CalTransfer *) userp;
 	size_t		n = size * nitems;
 	char		value[64];
-	char	   *end;
-	long		number;
+	int64		number;
 
 	if (calcom_transfer_header_value(data, n, "retry-after:", value,
 									 sizeof(value)))
 	{
-		number = strtol(value, &end, 10);
-		if (end != value && number >= 0 && *end == '\0')
-			transfer->retry_after_ms = (int) Min((int64) number * 1000,
-												 CAL_RETRY_AFTER_MAX_MS);
+		number = calcom_transfer_header_number(value, CAL_PAUSE_MAX_MS / 1000);
+		if (number >= 0)
+			transfer->retry_after_ms = (int) number * 1000;
 		else
 		{
 			time_t		when = curl_getdate(value, NULL);
+			time_t		now = time(NULL);
 
 			if (when > 0)
-				transfer->retry_after_ms = (int)
-					Min(Max((int64) (when - time(NULL)) * 1000, 0),
-						CAL_RETRY_AFTER_MAX_MS);
+				transfer->retry_after_ms = when <= now ? 0 :
+					(int) Min((int64) (when - now), CAL_PAUSE_MAX_MS / 1000) * 1000;
 		}
+	}
+	else if (calcom_transfer_header_value(data, n,
+										  "x-ratelimit-reset-default:",
+										  value, sizeof(value)))
+	{
+		/* Seconds until the window (or the block) ends, per Cal.com's source. */
+		number = calcom_transfer_header_number(value, CAL_PAUSE_MAX_MS / 1000);
+		if (number >= 0)
+			transfer->ratelimit_reset_ms = (int) number * 1000;
 	}
 	else if (calcom_transfer_header_value(data, n,
 										  "x-ratelimit-remaining-default:",
 										  value, sizeof(value)))
 	{
-		number = strtol(value, &end, 10);
-		if (end != value && number >= 0 && *end == '\0')
-			transfer->ratelimit_remaining = (int) Min(number, INT_MAX);
+		number = calcom_transfer_header_number(value, INT_MAX);
+		if (number >= 0)
+			transfer->ratelimit_remaining = (int) number;
 	}
 	return n;
 }
@@ -247,8 +284,12 @@ calcom_transfer_set_options(const CalClientConfig *config, const char *url,
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (config->ca_file != NULL && config->ca_file[0] != '\0')
 		curl_easy_setopt(easy, CURLOPT_CAINFO, config->ca_file);
-	/* A proxy from the server's environment must not see loopback calls. */
-	curl_easy_setopt(easy, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+	/*
+	 * A proxy from the server's environment must not see loopback calls,
+	 * whichever loopback address api_url names: no proxy at all for them.
+	 */
+	if (calcom_url_is_loopback(url))
+		curl_easy_setopt(easy, CURLOPT_PROXY, "");
 #ifdef CAL_HAVE_CURLOPT_QUICK_EXIT
 	curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
@@ -269,6 +310,7 @@ calcom_transfer_create(const CalClientConfig *config, CURL *easy,
 	transfer->request_len = strlen(request_body);
 	transfer->refresh_token = refresh_token;
 	transfer->retry_after_ms = -1;
+	transfer->ratelimit_reset_ms = -1;
 	transfer->ratelimit_remaining = -1;
 	transfer->https = pg_strncasecmp(config->api_url, "https:", 6) == 0;
 	calcom_transfer_build_headers(config, transfer);
@@ -313,6 +355,38 @@ calcom_transfer_body_quotes(const CalTransfer *transfer, const char *needle)
 		memmem(transfer->body, transfer->body_len, needle, strlen(needle)) != NULL;
 }
 
+/*
+ * Copies curl's error text (which may quote what the server sent, a bad
+ * header line say) as printable ASCII.
+ */
+static void
+calcom_transfer_curl_message(const CalTransfer *transfer, CURLcode code,
+							 char *message)
+{
+	const char *text = transfer->curl_error[0] != '\0' ?
+		transfer->curl_error : curl_easy_strerror(code);
+	size_t		i;
+
+	for (i = 0; i < CAL_MESSAGE_MAX - 1 && text[i] != '\0'; i++)
+		message[i] = (char) ((text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?');
+	message[i] = '\0';
+}
+
+/*
+ * How long Cal.com asks everyone to wait after a 429: its Retry-After, or
+ * else until its window resets; its throttler sends no Retry-After and
+ * blocks a client for 60 s, so without either header that long.
+ */
+static int
+calcom_transfer_throttle_pause_ms(const CalTransfer *transfer)
+{
+	if (transfer->retry_after_ms >= 0)
+		return transfer->retry_after_ms;
+	if (transfer->ratelimit_reset_ms >= 0)
+		return transfer->ratelimit_reset_ms;
+	return CAL_PAUSE_MAX_MS;
+}
+
 void
 calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 						 CURLcode code, CalCallResult *result,
@@ -323,6 +397,7 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	curl_off_t	total_us = 0;
 	char		description[CAL_MESSAGE_MAX];
 	CalEndpoint endpoint = result->endpoint;
+	const char *credentials[2] = {config->secret_key, transfer->refresh_token};
 
 	explicit_bzero(result, sizeof(*result));
 	result->endpoint = endpoint;
@@ -332,7 +407,8 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	result->http_status = status;
 	result->request_sent = request_size > 0;
 	result->elapsed_ms = (int) (total_us / 1000);
-	result->retry_after_ms = transfer->retry_after_ms;
+	result->retry_after_ms = status == 429 ?
+		calcom_transfer_throttle_pause_ms(transfer) : transfer->retry_after_ms;
 	*ratelimit_remaining = transfer->ratelimit_remaining;
 
 	result->body_over_cap = transfer->body_over_cap;
@@ -358,14 +434,25 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 		result->outcome = CAL_NETWORK_ERROR;
 		result->request_sent = true;
 		snprintf(result->message, CAL_MESSAGE_MAX,
-				 "connection lost after the request was sent; not re-sent");
+				 "connection lost after the request was sent");
 	}
 	else if (code != CURLE_OK)
 	{
 		result->outcome = CAL_NETWORK_ERROR;
-		snprintf(result->message, CAL_MESSAGE_MAX, "%s",
-				 transfer->curl_error[0] != '\0' ? transfer->curl_error :
-				 curl_easy_strerror(code));
+		calcom_transfer_curl_message(transfer, code, result->message);
+	}
+	else if (status >= 200 && status < 300 &&
+			 !calcom_body_is_json_shaped(transfer->body, transfer->body_len))
+	{
+		/*
+		 * Not JSON at all (a maintenance page, a captive proxy): the request
+		 * never reached Cal.com's API, so this is the service's trouble, as
+		 * a 5xx is, and not the user's.
+		 */
+		result->outcome = CAL_UNAVAILABLE;
+		snprintf(result->message, CAL_MESSAGE_MAX,
+				 "HTTP %ld: non-JSON body (a maintenance page or a proxy?)",
+				 status);
 	}
 	else if (status >= 200 && status < 300)
 	{
@@ -394,14 +481,17 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 			result->outcome = CAL_REJECTED;
 		else
 			result->outcome = CAL_BAD_RESPONSE;
-		/* A body that quotes a credential back is not described at all. */
+		/*
+		 * A body that quotes a credential back is not described at all:
+		 * neither as sent, nor once its JSON escapes are decoded.
+		 */
 		if (calcom_transfer_body_quotes(transfer, config->secret_key) ||
-			calcom_transfer_body_quotes(transfer, transfer->refresh_token))
+			calcom_transfer_body_quotes(transfer, transfer->refresh_token) ||
+			!calcom_describe_error(transfer->body, transfer->body_len,
+								   credentials, lengthof(credentials),
+								   description, sizeof(description)))
 			snprintf(description, sizeof(description),
 					 "error description withheld: it quoted a credential");
-		else
-			calcom_describe_error(transfer->body, transfer->body_len,
-								  description, sizeof(description));
 		snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
 				 status, description);
 	}

@@ -72,12 +72,12 @@ failure_store_prepare_all(const char *table)
 		"next_attempt_at = CASE WHEN $5 THEN $4 + "
 		"least(greatest((f.next_attempt_at - f.last_failure_at) * 2, "
 		"interval '1 minute'), interval '6 hours') ELSE $4 END",
-		table), 5, record_types);
+		table), 5, record_types, 0);
 	t->clear_plan = spi_pinned_prepare_kept(psprintf(
-		"DELETE FROM %s WHERE user_ulid = ANY ($1)", table), 1, text_array_type);
+		"DELETE FROM %s WHERE user_ulid = ANY ($1)", table), 1, text_array_type, 0);
 	t->backed_off_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
-		"WHERE next_attempt_at > $1", table), 1, time_type);
+		"WHERE next_attempt_at > $1", table), 1, time_type, 0);
 	t->read_all_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(error_code ORDER BY user_ulid), '{}'), "
@@ -85,7 +85,7 @@ failure_store_prepare_all(const char *table)
 		"coalesce(array_agg(failures ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(last_failure_at ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(next_attempt_at ORDER BY user_ulid), '{}') "
-		"FROM %s", table), 0, NULL);
+		"FROM %s", table), 0, NULL, 0);
 }
 
 /*
@@ -199,9 +199,11 @@ failure_store_fetch_arrays(SPIPlanPtr plan, Datum *args, Datum *columns,
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, i + 1,
 										  &isnull);
-		MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+		MemoryContext spi_context;
 
-		Assert(!isnull);
+		if (isnull)				/* coalesce() makes it impossible */
+			elog(ERROR, "cal_refresh_failure aggregate returned NULL");
+		spi_context = MemoryContextSwitchTo(caller_context);
 		columns[i] = datumCopy(value, false, -1);
 		MemoryContextSwitchTo(spi_context);
 	}

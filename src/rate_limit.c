@@ -34,8 +34,11 @@
 /* When Cal.com says fewer than this many requests remain, slow down. */
 #define RATE_LIMIT_LOW_REMAINING 10
 
-/* A 429 without Retry-After pauses everyone this long. */
-#define RATE_LIMIT_429_PAUSE_US (1000 * 1000)
+/*
+ * No 429 pauses the cluster for longer, whatever the server said: Cal.com's
+ * own block lasts a minute.
+ */
+#define RATE_LIMIT_PAUSE_MAX_US INT64CONST(60 * 1000 * 1000)
 
 typedef struct RateLimitShared
 {
@@ -141,7 +144,7 @@ rate_limit_reserve(int per_minute, int64 deadline_us, int64 *earliest_us)
 }
 
 void
-rate_limit_feedback(int per_minute, bool throttled, int retry_after_ms,
+rate_limit_feedback(int per_minute, bool throttled, int pause_ms,
 					int remaining)
 {
 	int64		now_us;
@@ -153,9 +156,8 @@ rate_limit_feedback(int per_minute, bool throttled, int retry_after_ms,
 	interval_us = INT64CONST(60000000) / per_minute;
 	if (throttled)
 	{
-		int64		until_us = now_us + (retry_after_ms >= 0 ?
-										 (int64) retry_after_ms * 1000 :
-										 RATE_LIMIT_429_PAUSE_US);
+		int64		until_us = now_us + Min(Max(pause_ms, 0) * INT64CONST(1000),
+											RATE_LIMIT_PAUSE_MAX_US);
 
 		SpinLockAcquire(&rate_shared->mutex);
 		rate_shared->paused_until_us = Max(rate_shared->paused_until_us,
@@ -175,4 +177,21 @@ rate_limit_feedback(int per_minute, bool throttled, int retry_after_ms,
 		rate_shared->interval_us = interval_us;
 		SpinLockRelease(&rate_shared->mutex);
 	}
+}
+
+void
+rate_limit_release(int per_minute, int64 slot_us)
+{
+	int64		now_us;
+
+	if (per_minute <= 0 || rate_shared == NULL)
+		return;
+	now_us = rate_limit_now_us();
+	if (slot_us <= now_us)
+		return;					/* its time has passed: nothing to give back */
+	SpinLockAcquire(&rate_shared->mutex);
+	if (rate_shared->next_slot_us > now_us)
+		rate_shared->next_slot_us = Max(rate_shared->next_slot_us -
+										rate_shared->interval_us, now_us);
+	SpinLockRelease(&rate_shared->mutex);
 }

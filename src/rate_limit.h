@@ -26,13 +26,21 @@ extern int64 rate_limit_reserve(int per_minute, int64 deadline_us,
 								int64 *earliest_us);
 
 /*
+ * Gives back a slot reserved for slot_us (rate_limit_reserve's now + its
+ * wait) whose request will never be sent: a cancelled or failed call must
+ * not keep the budget it booked ahead from everyone else.  The backlog
+ * shrinks by one request; a slot whose time has passed is gone anyway.
+ */
+extern void rate_limit_release(int per_minute, int64 slot_us);
+
+/*
  * What Cal.com said of its own limit: after a 429, every session pauses
- * (Retry-After, or a second); when X-RateLimit-Remaining-Default runs low,
- * requests are spaced further apart.  remaining and retry_after_ms are -1
- * when absent.
+ * for pause_ms (never more than a minute); when
+ * X-RateLimit-Remaining-Default runs low, requests are spaced further
+ * apart.  remaining is -1 when absent.
  */
 extern void rate_limit_feedback(int per_minute, bool throttled,
-								int retry_after_ms, int remaining);
+								int pause_ms, int remaining);
 
 /* Microseconds on the monotonic clock every backend shares. */
 extern int64 rate_limit_now_us(void);

@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
@@ -44,6 +46,7 @@ typedef struct RefreshTask
 	bool		token_spent;	/* refresh said the stored token is used */
 	bool		own_failure;	/* ... or something else of the user's own */
 	bool		sent;			/* a request for this user went out */
+	bool		not_started;	/* the batch stopped before its turn */
 	bool		has_update;		/* Cal.com issued a pair, to be stored */
 	TokenUpdate update;
 	const char *method;			/* the endpoint that issued it */
@@ -123,6 +126,15 @@ refresh_set_call_failure(RefreshTask *task, const CalCallResult *call,
 {
 	CalResult  *result = task->result;
 
+	if (call->not_started)
+	{
+		/* Its batch stopped before its turn: nothing to log or record. */
+		result->success = false;
+		result->error_code = refresh_error_code(call->outcome);
+		result->error = error;
+		task->not_started = true;
+		return;
+	}
 	refresh_set_failure(result, refresh_error_code(call->outcome), error);
 	result->over_size_cap = call->outcome == CAL_BAD_RESPONSE &&
 		call->body_over_cap;
@@ -131,9 +143,14 @@ refresh_set_call_failure(RefreshTask *task, const CalCallResult *call,
 }
 
 /*
- * After a failed refresh, is the stored refresh token unusable or its fate
- * unknown?  Then only force refresh can help.  Not after 401/403 (force
- * would fail the same way), 429 (wait instead), or when nothing was sent.
+ * After a failed refresh, is the stored refresh token unusable?  Then only
+ * force refresh can help: after a 400 or 404 (the token is spent, or
+ * unknown), or a 200 whose body cannot be used (Cal.com may have rotated
+ * the pair).  Not after 401/403 (force would fail the same way), nor after
+ * the service's trouble (429, 5xx, a non-JSON body, a lost connection, a
+ * timeout): the refresh was retried, and should Cal.com have spent the
+ * token meanwhile, the next attempt's 400 leads here.  Forcing during an
+ * outage would only double the requests into it.
  */
 static bool
 refresh_should_fall_back(const CalCallResult *call)
@@ -146,9 +163,7 @@ refresh_should_fall_back(const CalCallResult *call)
 			return call->http_status >= 200 && call->http_status < 300;
 		case CAL_TIMEOUT:
 		case CAL_NETWORK_ERROR:
-			return call->request_sent;
 		case CAL_UNAVAILABLE:
-			return call->http_status == 502 || call->http_status == 504;
 		case CAL_OK:
 			break;
 	}
@@ -397,9 +412,10 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
  * at a time, each with its own fallback, then stores the new pairs.  A
  * background batch stores them user by user where it must (see
  * refresh_store_kept).  No user starts after start_within_ms (-1: no
- * limit).
+ * limit), nor, in the background, once Cal.com is failing: then the
+ * description of its failure is returned (else NULL).
  */
-static void
+static const char *
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 					int n_tasks, int max_concurrency, bool background,
 					int start_within_ms)
@@ -407,6 +423,7 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	CalBatch   *batch = calcom_batch_create(&config->client, max_concurrency,
 											background, start_within_ms);
 	const CalCallResult *call;
+	const char *failing;
 	void	   *tag;
 	int			i;
 
@@ -414,9 +431,13 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 		refresh_task_start(batch, &tasks[i]);
 	while ((call = calcom_batch_next(batch, &tag)) != NULL)
 		refresh_task_call_done(batch, (RefreshTask *) tag, call);
+	failing = calcom_batch_failing(batch);
+	if (failing != NULL)
+		failing = pstrdup(failing);
 	calcom_batch_end(batch);
 	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
+	return failing;
 }
 
 /* One user's row, locked: refreshed by a batch of one, a person waiting. */
@@ -429,7 +450,7 @@ refresh_locked_row(const RefreshConfig *config, const TokenRow *row,
 	memset(&task, 0, sizeof(task));
 	task.row = *row;
 	task.result = result;
-	refresh_locked_rows(config, &task, 1, 1, false, -1);
+	(void) refresh_locked_rows(config, &task, 1, 1, false, -1);
 }
 
 /* True when the row's access token stays valid until at least `until`. */
@@ -467,7 +488,7 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 void
 refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 					 int64 min_validity_us, CalResult *result,
-					 bool *stored_token_returned)
+					 StoredTokenReason *stored_token)
 {
 	TokenRow	row;
 	TokenRow	locked;
@@ -476,7 +497,7 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 	TimestampTz now = GetCurrentTimestamp();
 
 	result->user_ulid = user_ulid;
-	*stored_token_returned = false;
+	*stored_token = STORED_TOKEN_NONE;
 
 	/* Fast path: no lock while the stored token is good for long enough. */
 	status = token_store_read_row(config->table_name, user_ulid, &row, &problem);
@@ -491,7 +512,18 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 		return;
 	}
 
-	/* A refresh must be storable: refuse before any lock or HTTP call. */
+	/*
+	 * A refresh must be storable.  Read-only, a token that still works is
+	 * served all the same (the caller warns why it was not refreshed);
+	 * otherwise refuse before any lock or HTTP call.
+	 */
+	if ((XactReadOnly || RecoveryInProgress()) &&
+		refresh_token_valid_until(&row, now))
+	{
+		refresh_set_stored(result, &row);
+		*stored_token = STORED_TOKEN_READ_ONLY;
+		return;
+	}
 	PreventCommandIfReadOnly("cal_access_token() with a token to refresh");
 	if (config->config_error_code != NULL)
 		refresh_set_failure(result, config->config_error_code,
@@ -521,7 +553,7 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 	if (!result->success &&
 		refresh_token_valid_until(&row, GetCurrentTimestamp()))
 	{
-		*stored_token_returned = true;
+		*stored_token = STORED_TOKEN_REFRESH_FAILED;
 		result->access_token = row.access_token;
 		result->has_access_expiry = true;
 		result->access_expires_at = row.access_expires_at;
@@ -567,15 +599,16 @@ refresh_expiring_tokens(const RefreshConfig *config,
 		tasks[i].result = &batch->results[i];
 		tasks[i].result->user_ulid = rows[i].user_ulid;
 	}
-	refresh_locked_rows(config, tasks, batch->n_results,
-						config->max_concurrency, true, start_within_ms);
+	batch->calcom_failing = refresh_locked_rows(config, tasks,
+												batch->n_results,
+												config->max_concurrency, true,
+												start_within_ms);
 
 	for (i = 0; i < batch->n_results; i++)
 	{
 		const CalResult *result = &batch->results[i];
 
-		if (!result->success && !tasks[i].sent &&
-			strcmp(result->error_code, CAL_ERR_TIMEOUT) == 0)
+		if (tasks[i].not_started)
 			batch->not_started++;
 		else if (!result->success)
 			batch->failed++;

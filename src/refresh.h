@@ -65,16 +65,25 @@ extern void refresh_set_failure(CalResult *result, const char *error_code,
 extern void refresh_user_tokens(const RefreshConfig *config,
 								const char *user_ulid, CalResult *result);
 
+/* Why cal_access_token() returns a token it did not refresh in time. */
+typedef enum StoredTokenReason
+{
+	STORED_TOKEN_NONE,			/* the token is fresh enough, or refreshed */
+	STORED_TOKEN_REFRESH_FAILED,	/* the result says why */
+	STORED_TOKEN_READ_ONLY		/* nothing could be stored */
+} StoredTokenReason;
+
 /*
  * cal_access_token(): the stored access token when it stays valid for
- * min_validity_us; else lock, re-check, refresh.  When the refresh fails
- * but the stored token has not expired, the result is a failure that
- * still carries that token, and *stored_token_returned is set.
+ * min_validity_us; else lock, re-check, refresh.  When no refresh can be
+ * had (it failed, or the transaction is read-only) but the stored token
+ * has not expired, the result carries that token and *stored_token says
+ * why it was not refreshed.
  */
 extern void refresh_access_token(const RefreshConfig *config,
 								 const char *user_ulid, int64 min_validity_us,
 								 CalResult *result,
-								 bool *stored_token_returned);
+								 StoredTokenReason *stored_token);
 
 /* What one batch of scheduled refreshes did. */
 typedef struct RefreshBatchResult
@@ -84,7 +93,9 @@ typedef struct RefreshBatchResult
 	int			refreshed;		/* succeeded through refresh */
 	int			forced;			/* succeeded through force refresh */
 	int			failed;
-	int			not_started;	/* their turn did not come in time */
+	int			not_started;	/* the batch stopped before their turn */
+	/* Set when the batch stopped because Cal.com is failing: why. */
+	const char *calcom_failing;
 	/* Set when no user could be tried (configuration, table). */
 	const char *error_code;
 	const char *error;

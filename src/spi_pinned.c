@@ -30,15 +30,20 @@ spi_pinned_begin(SpiPinned *session, Oid run_as)
 	session->guc_nest_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	session->switched_user = OidIsValid(run_as);
-	if (session->switched_user)
-	{
-		GetUserIdAndSecContext(&session->saved_user,
-							   &session->saved_sec_context);
-		SetUserIdAndSecContext(run_as, session->saved_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-	}
+	session->switched_user = false;
+	if (OidIsValid(run_as))
+		spi_pinned_run_as(session, run_as);
+}
+
+void
+spi_pinned_run_as(SpiPinned *session, Oid run_as)
+{
+	Assert(!session->switched_user);
+	GetUserIdAndSecContext(&session->saved_user, &session->saved_sec_context);
+	SetUserIdAndSecContext(run_as, session->saved_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	session->switched_user = true;
 }
 
 void
@@ -52,9 +57,10 @@ spi_pinned_end(SpiPinned *session)
 }
 
 SPIPlanPtr
-spi_pinned_prepare_kept(const char *sql, int nargs, Oid *argtypes)
+spi_pinned_prepare_kept(const char *sql, int nargs, Oid *argtypes,
+						int cursor_options)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,

@@ -25,10 +25,21 @@ typedef struct SpiPinned
  * as that role in a security-restricted operation until spi_pinned_end.
  */
 extern void spi_pinned_begin(SpiPinned *session, Oid run_as);
+
+/*
+ * From here to spi_pinned_end, statements run as run_as in a
+ * security-restricted operation (the session must not have switched yet).
+ */
+extern void spi_pinned_run_as(SpiPinned *session, Oid run_as);
 extern void spi_pinned_end(SpiPinned *session);
 
-/* A statement prepared once and kept for the session (SPI_keepplan). */
+/*
+ * A statement prepared once and kept for the session (SPI_keepplan).
+ * CURSOR_OPT_GENERIC_PLAN in cursor_options keeps parameter values out of
+ * every plan (a custom plan folds them in, and debug_print_plan or
+ * auto_explain would print them): for statements that carry a token.
+ */
 extern SPIPlanPtr spi_pinned_prepare_kept(const char *sql, int nargs,
-										  Oid *argtypes);
+										  Oid *argtypes, int cursor_options);
 
 #endif							/* SPI_PINNED_H */

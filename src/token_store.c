@@ -17,6 +17,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -26,6 +27,9 @@
 #include "spi_pinned.h"
 #include "token_store.h"
 #include "token_table.h"
+
+/* What replaces an error's detail that would show a row with its tokens. */
+#define HIDDEN_ROW_DETAIL "The new row is not shown: it holds tokens."
 
 /* Rows of cal_refresh_status() fetched from the cursor at a time. */
 #define STATUS_FETCH_ROWS 1000
@@ -74,12 +78,13 @@ token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
 }
 
 /*
- * Runs fn(arg) in a subtransaction.  Returns NULL when it succeeded (the
- * subtransaction is released), else the error, rolled back and copied into
- * the caller's memory, for the caller to judge.
+ * Runs fn(arg) in a subtransaction, which is kept when keep is true and fn
+ * succeeded, and rolled back otherwise.  Returns NULL when fn succeeded,
+ * else its error, copied into error_context, for the caller to judge.
  */
 static ErrorData *
-token_store_in_subtransaction(void (*fn) (void *arg), void *arg)
+token_store_in_subtransaction(void (*fn) (void *arg), void *arg, bool keep,
+							  MemoryContext error_context)
 {
 	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext context = CurrentMemoryContext;
@@ -90,11 +95,14 @@ token_store_in_subtransaction(void (*fn) (void *arg), void *arg)
 	PG_TRY();
 	{
 		fn(arg);
-		ReleaseCurrentSubTransaction();
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(context);
+		MemoryContextSwitchTo(error_context);
 		error = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -157,7 +165,8 @@ token_store_lock_with_timeout(const TokenTable *table, const char *user_ulid,
 		return token_store_fetch(table->lock_plan, user_ulid,
 								 caller_context, row);
 
-	error = token_store_in_subtransaction(token_store_lock_attempt, &attempt);
+	error = token_store_in_subtransaction(token_store_lock_attempt, &attempt,
+										  true, CurrentMemoryContext);
 	if (error == NULL)
 		return attempt.status;
 	if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
@@ -167,9 +176,18 @@ token_store_lock_with_timeout(const TokenTable *table, const char *user_ulid,
 }
 
 /*
- * Starts SPI (as the caller, search_path pinned) and finds the table.
- * NULL, with *problem set in the caller's memory, when it does not fit;
- * the session must be ended either way.
+ * Starts SPI (search_path pinned) and finds the table.  NULL, with
+ * *problem set in the caller's memory, when it does not fit; the session
+ * must be ended either way.
+ *
+ * Statements run with the caller's rights, as any DML would, but for one
+ * case: a superuser's call (a pg_cron job, a DBA in psql) on a table whose
+ * owner is not one runs as that owner in a security-restricted operation,
+ * as VACUUM and REINDEX do (CVE-2022-1552).  Otherwise the owner's
+ * triggers, defaults, CHECK and index-expression functions would run as
+ * superuser.  A superuser passes every privilege check, so nothing the
+ * caller could not do is done; row-level security then applies as it
+ * would to the owner.
  */
 static const TokenTable *
 token_store_begin(const char *table_name, SpiPinned *session, char **problem)
@@ -181,6 +199,8 @@ token_store_begin(const char *table_name, SpiPinned *session, char **problem)
 	table = token_table_get(table_name, problem);
 	if (table == NULL)
 		*problem = MemoryContextStrdup(caller_context, *problem);
+	else if (superuser() && !superuser_arg(table->owner))
+		spi_pinned_run_as(session, table->owner);
 	return table;
 }
 
@@ -247,7 +267,7 @@ token_store_execute_write(SPIPlanPtr plan, Datum *args, const char *nulls)
 		error = CopyErrorData();
 		FlushErrorState();
 		if (error->detail != NULL)
-			error->detail = pstrdup("The new row is not shown: it holds tokens.");
+			error->detail = pstrdup(HIDDEN_ROW_DETAIL);
 		error->detail_log = NULL;
 		ReThrowError(error);
 	}
@@ -281,13 +301,21 @@ token_store_write_row(const TokenTable *table, const TokenUpdate *update)
 	return SPI_processed == 0 ? TOKEN_STORE_NOT_FOUND : TOKEN_STORE_OK;
 }
 
-/* Some of a write_all's rows, run in a subtransaction. */
+/*
+ * Some of a write_all's rows, written in a subtransaction.  With
+ * checks_now, the constraints deferred to commit are checked at once
+ * instead (SET CONSTRAINTS ALL IMMEDIATE), so that a row they refuse is
+ * refused here and not at commit; checks_set says whether that step went
+ * through (it also runs the checks the caller left pending).
+ */
 typedef struct WriteAttempt
 {
 	const TokenTable *table;
 	const TokenUpdate *updates;
 	int			n;
 	TokenStoreStatus *statuses;
+	bool		checks_now;
+	bool		checks_set;
 } WriteAttempt;
 
 static void
@@ -296,31 +324,125 @@ token_store_write_attempt(void *arg)
 	WriteAttempt *attempt = (WriteAttempt *) arg;
 	int			i;
 
+	if (attempt->checks_now)
+	{
+		int			rc = SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0);
+
+		if (rc != SPI_OK_UTILITY)
+			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+		attempt->checks_set = true;
+	}
 	for (i = 0; i < attempt->n; i++)
 		attempt->statuses[i] = token_store_write_row(attempt->table,
 													 &attempt->updates[i]);
 }
 
-/*
- * Writes the rows in a subtransaction; a cancel goes on, any other error
- * is the table refusing a row, and comes back as its message.
- */
-static char *
-token_store_try_write(const TokenTable *table, const TokenUpdate *updates,
-					  int n, TokenStoreStatus *statuses)
+/* How a write attempt ended. */
+typedef enum WriteOutcome
 {
-	WriteAttempt attempt = {table, updates, n, statuses};
-	ErrorData  *error = token_store_in_subtransaction(token_store_write_attempt,
-													  &attempt);
-	char	   *refusal;
+	WRITE_DONE,					/* written (or, probing, would be) */
+	WRITE_REFUSED,				/* the table refused a row */
+	WRITE_UNCHECKED				/* probing was impossible: see below */
+} WriteOutcome;
 
-	if (error == NULL)
-		return NULL;
-	if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+/*
+ * Writes the rows in a subtransaction, or with probe only checks them,
+ * deferred constraints included, and rolls back.  A cancel goes on; any
+ * other error is the table refusing a row, and *error gets it, copied into
+ * error_context.  A probe whose SET CONSTRAINTS failed (a check the caller
+ * had left pending) is WRITE_UNCHECKED.
+ */
+static WriteOutcome
+token_store_try_write(const TokenTable *table, const TokenUpdate *updates,
+					  int n, bool probe, TokenStoreStatus *statuses,
+					  MemoryContext error_context, ErrorData **error)
+{
+	WriteAttempt attempt = {table, updates, n, statuses, probe, false};
+
+	*error = token_store_in_subtransaction(token_store_write_attempt, &attempt,
+										   !probe, error_context);
+	if (*error == NULL)
+		return WRITE_DONE;
+	if ((*error)->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(*error);
+	if (probe && !attempt.checks_set)
+	{
+		FreeErrorData(*error);
+		*error = NULL;
+		return WRITE_UNCHECKED;
+	}
+	/* A deferred check raised at SET CONSTRAINTS may show the row too. */
+	if ((*error)->detail != NULL)
+		(*error)->detail = MemoryContextStrdup(error_context, HIDDEN_ROW_DETAIL);
+	(*error)->detail_log = NULL;
+	return WRITE_REFUSED;
+}
+
+/*
+ * One user's pair for a person waiting: the table's error goes to them.
+ * Checks deferred to commit are made now, by a probe first, so that a pair
+ * the table would refuse at COMMIT is refused by this call instead.
+ */
+static void
+token_store_write_one(const TokenTable *table, const TokenUpdate *update,
+					  TokenStoreStatus *status)
+{
+	ErrorData  *error;
+
+	if (table->has_deferred_checks &&
+		token_store_try_write(table, update, 1, true, status,
+							  CurrentMemoryContext, &error) == WRITE_REFUSED)
 		ReThrowError(error);
-	refusal = pstrdup(error->message);
-	FreeErrorData(error);
-	return refusal;
+	*status = token_store_write_row(table, update);
+}
+
+/*
+ * The rows of a batch, each refused row left out alone (REFUSED, with the
+ * error's message in error_context).  One subtransaction when nothing is
+ * refused, two when there are deferred checks (a probe, then the writes);
+ * after a refusal, again row by row.
+ */
+static void
+token_store_write_isolated(const TokenTable *table,
+						   const TokenUpdate *updates, int n,
+						   TokenStoreStatus *statuses, char **problems,
+						   MemoryContext error_context)
+{
+	bool		probe = table->has_deferred_checks;
+	ErrorData  *error;
+	WriteOutcome outcome = WRITE_DONE;
+	int			i;
+
+	if (probe)
+	{
+		outcome = token_store_try_write(table, updates, n, true, statuses,
+										error_context, &error);
+		if (outcome == WRITE_UNCHECKED)
+			probe = false;
+	}
+	if (outcome != WRITE_REFUSED)
+		outcome = token_store_try_write(table, updates, n, false, statuses,
+										error_context, &error);
+	if (outcome == WRITE_DONE)
+		return;
+
+	/* Something was refused, and nothing stored: again, row by row. */
+	for (i = 0; i < n; i++)
+	{
+		if (probe)
+			outcome = token_store_try_write(table, &updates[i], 1, true,
+											&statuses[i], error_context,
+											&error);
+		if (!probe || outcome != WRITE_REFUSED)
+			outcome = token_store_try_write(table, &updates[i], 1, false,
+											&statuses[i], error_context,
+											&error);
+		if (outcome == WRITE_REFUSED)
+		{
+			statuses[i] = TOKEN_STORE_REFUSED;
+			problems[i] = error->message;
+		}
+	}
 }
 
 void
@@ -328,6 +450,7 @@ token_store_write_all(const char *table_name, const TokenUpdate *updates,
 					  int n, bool isolate, TokenStoreStatus *statuses,
 					  char **problems)
 {
+	MemoryContext caller_context = CurrentMemoryContext;
 	SpiPinned	session;
 	const TokenTable *table;
 	char	   *problem = NULL;
@@ -343,20 +466,12 @@ token_store_write_all(const char *table_name, const TokenUpdate *updates,
 			problems[i] = problem;
 		}
 	}
-	else if (!isolate)
+	else if (isolate)
+		token_store_write_isolated(table, updates, n, statuses, problems,
+								   caller_context);
+	else
 		for (i = 0; i < n; i++)
-			statuses[i] = token_store_write_row(table, &updates[i]);
-	else if (token_store_try_write(table, updates, n, statuses) != NULL)
-	{
-		/* Something was refused, and nothing stored: again, row by row. */
-		for (i = 0; i < n; i++)
-		{
-			problems[i] = token_store_try_write(table, &updates[i], 1,
-												&statuses[i]);
-			if (problems[i] != NULL)
-				statuses[i] = TOKEN_STORE_REFUSED;
-		}
-	}
+			token_store_write_one(table, &updates[i], &statuses[i]);
 	spi_pinned_end(&session);
 }
 
@@ -400,14 +515,18 @@ token_store_lock_due(const char *table_name, TimestampTz expiring_before,
 		for (i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tuple = SPI_tuptable->vals[i];
+			TokenRow   *row = &(*rows)[*n_rows];
 			bool		isnull;
+			Datum		key = SPI_getbinval(tuple, SPI_tuptable->tupdesc, 5,
+											&isnull);
 
-			token_store_copy_row(tuple, SPI_tuptable->tupdesc, &(*rows)[i]);
-			(*rows)[i].user_ulid =
-				TextDatumGetCString(SPI_getbinval(tuple, SPI_tuptable->tupdesc,
-												  5, &isnull));
+			/* The statement takes no NULL key; a row without one is nobody. */
+			if (isnull)
+				continue;
+			token_store_copy_row(tuple, SPI_tuptable->tupdesc, row);
+			row->user_ulid = TextDatumGetCString(key);
+			(*n_rows)++;
 		}
-		*n_rows = (int) SPI_processed;
 		MemoryContextSwitchTo(spi_context);
 	}
 	spi_pinned_end(&session);

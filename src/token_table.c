@@ -25,6 +25,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -60,6 +61,10 @@ static char *statement_sql[STATEMENT_COUNT];
 #define COL_MANAGED_USER_ID "calManagedUserId"
 #define COL_REFRESH_EXPIRY "calRefreshTokenExpiresAt"
 #define COL_UPDATED_AT "updatedAt"
+
+/* Milliseconds since the Unix epoch of 0001-01-01 and of 10000-01-01. */
+#define EXPIRY_MS_MIN INT64CONST(-62135596800000)
+#define EXPIRY_MS_MAX INT64CONST(253402300800000)
 
 /*
  * Reads one identifier at *p into out (NAMEDATALEN bytes): "quoted" with ""
@@ -166,11 +171,29 @@ is_text_type(Oid type)
 	return type == TEXTOID || type == VARCHAROID;
 }
 
+/*
+ * Could an UPDATE of the table leave a check for commit time?  Its
+ * deferrable constraints and constraint triggers can.  (Checks an
+ * application trigger leaves on other tables are not looked for: probing
+ * for them would run every trigger twice, and a trigger may act outside
+ * the transaction.)
+ */
+static bool
+has_deferred_checks(Relation rel)
+{
+	TriggerDesc *triggers = rel->trigdesc;
+	int			i;
+
+	for (i = 0; triggers != NULL && i < triggers->numtriggers; i++)
+		if (triggers->triggers[i].tgdeferrable)
+			return true;
+	return false;
+}
+
 /* Is there a valid, non-partial unique index on exactly that column? */
 static bool
-has_unique_index_on(Oid relid, AttrNumber attnum)
+has_unique_index_on(Relation rel, AttrNumber attnum)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 	bool		found = false;
@@ -191,11 +214,15 @@ has_unique_index_on(Oid relid, AttrNumber attnum)
 		ReleaseSysCache(tuple);
 	}
 	list_free(indexes);
-	table_close(rel, AccessShareLock);
 	return found;
 }
 
-/* SQL reading an expiry column as timestamptz. */
+/*
+ * SQL reading an expiry column as timestamptz.  Milliseconds outside the
+ * years 1..9999 read as -infinity or infinity: to_timestamp() would raise
+ * on them, and one absurd row must not fail a batch or the status of
+ * everyone.
+ */
 static void
 append_expiry_read(StringInfo sql, const char *column, ExpiryKind kind)
 {
@@ -204,7 +231,11 @@ append_expiry_read(StringInfo sql, const char *column, ExpiryKind kind)
 	if (kind == EXPIRY_TIMESTAMP)
 		appendStringInfo(sql, "(%s AT TIME ZONE 'UTC')", col);
 	else if (kind == EXPIRY_MILLISECONDS)
-		appendStringInfo(sql, "to_timestamp(%s::float8 / 1000)", col);
+		appendStringInfo(sql,
+						 "(CASE WHEN %s < " INT64_FORMAT " THEN '-infinity'::timestamptz"
+						 " WHEN %s >= " INT64_FORMAT " THEN 'infinity'::timestamptz"
+						 " ELSE to_timestamp(%s::float8 / 1000) END)",
+						 col, EXPIRY_MS_MIN, col, EXPIRY_MS_MAX, col);
 	else
 		appendStringInfoString(sql, col);
 }
@@ -229,7 +260,7 @@ append_expiry_write(StringInfo sql, int param, ExpiryKind kind)
  */
 static void
 keep_statement(TokenStatement which, SPIPlanPtr *plan, const char *sql,
-			   int nargs, Oid *argtypes)
+			   int nargs, Oid *argtypes, int cursor_options)
 {
 	if (*plan != NULL && statement_sql[which] != NULL &&
 		strcmp(statement_sql[which], sql) == 0)
@@ -240,7 +271,7 @@ keep_statement(TokenStatement which, SPIPlanPtr *plan, const char *sql,
 	if (statement_sql[which] != NULL)
 		pfree(statement_sql[which]);
 	statement_sql[which] = NULL;
-	*plan = spi_pinned_prepare_kept(sql, nargs, argtypes);
+	*plan = spi_pinned_prepare_kept(sql, nargs, argtypes, cursor_options);
 	statement_sql[which] = MemoryContextStrdup(TopMemoryContext, sql);
 }
 
@@ -261,7 +292,7 @@ append_row_columns(StringInfo sql, const TokenTable *t)
 
 /*
  * The rows due for a refresh: access token expiring before $1 (or of
- * unknown expiry), key after $2 (NULL: from the start) in "C" order, not
+ * unknown expiry), key not NULL (a NULL key names nobody) and after $2 (NULL: from the start) in "C" order, not
  * among the users $3, at most $4 of them, each locked unless another
  * session holds it.  The expiry is compared in the column's own type, so
  * an index on it can serve.
@@ -281,12 +312,13 @@ prepare_due_statement(const char *qualified_name)
 					 key, qualified_name, expiry);
 	append_expiry_write(&sql, 1, t->access_expiry);
 	appendStringInfo(&sql, " OR %s IS NULL)"
+					 " AND %s IS NOT NULL"
 					 " AND ($2 IS NULL OR %s COLLATE pg_catalog.\"C\" > $2)"
 					 " AND %s <> ALL ($3)"
 					 " ORDER BY %s COLLATE pg_catalog.\"C\" LIMIT $4"
 					 " FOR UPDATE SKIP LOCKED",
-					 expiry, key, key, key);
-	keep_statement(STATEMENT_DUE, &t->due_plan, sql.data, 4, types);
+					 expiry, key, key, key, key);
+	keep_statement(STATEMENT_DUE, &t->due_plan, sql.data, 4, types, 0);
 	pfree(sql.data);
 }
 
@@ -308,7 +340,8 @@ prepare_status_statement(const char *qualified_name)
 	append_expiry_read(&expiry, COL_ACCESS_EXPIRY, t->access_expiry);
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT u.%s::text, %s, %s - now(), f.error_code, f.error, "
+					 "SELECT u.%s::text, %s, CASE WHEN isfinite(%s) THEN %s - now() END, "
+					 "f.error_code, f.error, "
 					 "f.last_failure_at, f.failures, f.next_attempt_at "
 					 "FROM %s u LEFT JOIN unnest($1, $2, $3, $4, $5, $6) "
 					 "AS f(user_ulid, error_code, error, failures, "
@@ -317,9 +350,9 @@ prepare_status_statement(const char *qualified_name)
 					 "ORDER BY f.failures IS NULL, 2 NULLS FIRST, "
 					 "u.%s COLLATE pg_catalog.\"C\"",
 					 quote_identifier(COL_USER_ULID), expiry.data, expiry.data,
-					 qualified_name, quote_identifier(COL_USER_ULID),
+					 expiry.data, qualified_name, quote_identifier(COL_USER_ULID),
 					 quote_identifier(COL_USER_ULID));
-	keep_statement(STATEMENT_STATUS, &t->status_plan, sql.data, 6, types);
+	keep_statement(STATEMENT_STATUS, &t->status_plan, sql.data, 6, types, 0);
 	pfree(expiry.data);
 	pfree(sql.data);
 }
@@ -338,12 +371,12 @@ prepare_statements(const char *qualified_name)
 	append_row_columns(&sql, t);
 	appendStringInfo(&sql, " FROM %s WHERE %s = $1",
 					 qualified_name, quote_identifier(COL_USER_ULID));
-	keep_statement(STATEMENT_READ, &t->read_plan, sql.data, 1, lock_types);
+	keep_statement(STATEMENT_READ, &t->read_plan, sql.data, 1, lock_types, 0);
 	appendStringInfoString(&sql, " FOR UPDATE");
-	keep_statement(STATEMENT_LOCK, &t->lock_plan, sql.data, 1, lock_types);
+	keep_statement(STATEMENT_LOCK, &t->lock_plan, sql.data, 1, lock_types, 0);
 	appendStringInfoString(&sql, " SKIP LOCKED");
 	keep_statement(STATEMENT_TRY_LOCK, &t->try_lock_plan, sql.data, 1,
-				   lock_types);
+				   lock_types, 0);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "UPDATE %s SET %s = $2, %s = $3, %s = ",
@@ -364,7 +397,9 @@ prepare_statements(const char *qualified_name)
 		appendStringInfo(&sql, ", %s = (now() AT TIME ZONE 'UTC')",
 						 quote_identifier(COL_UPDATED_AT));
 	appendStringInfo(&sql, " WHERE %s = $1", quote_identifier(COL_USER_ULID));
-	keep_statement(STATEMENT_WRITE, &t->write_plan, sql.data, 5, write_types);
+	/* It carries tokens: a generic plan keeps them out of every plan. */
+	keep_statement(STATEMENT_WRITE, &t->write_plan, sql.data, 5, write_types,
+				   CURSOR_OPT_GENERIC_PLAN);
 	pfree(sql.data);
 
 	prepare_due_statement(qualified_name);
@@ -381,6 +416,8 @@ token_table_get(const char *table_name, char **problem)
 	Oid			relid;
 	Oid			type;
 	char		relkind;
+	Relation	rel;
+	bool		has_key_index;
 
 	if (t->valid && strcmp(t->table_name, table_name) == 0)
 		return t;
@@ -472,7 +509,12 @@ token_table_get(const char *table_name, char **problem)
 		return NULL;
 	}
 
-	if (!has_unique_index_on(relid, get_attnum(relid, COL_USER_ULID)))
+	rel = table_open(relid, AccessShareLock);
+	has_key_index = has_unique_index_on(rel, get_attnum(relid, COL_USER_ULID));
+	t->has_deferred_checks = has_deferred_checks(rel);
+	t->owner = rel->rd_rel->relowner;
+	table_close(rel, AccessShareLock);
+	if (!has_key_index)
 	{
 		*problem = psprintf("column \"%s\" of table %s needs a unique index",
 							COL_USER_ULID,

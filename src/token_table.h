@@ -30,6 +30,8 @@ typedef struct TokenTable
 	bool		valid;
 	char		table_name[2 * NAMEDATALEN + 8];	/* setting it came from */
 	Oid			relid;
+	Oid			owner;			/* statements may run as this role */
+	bool		has_deferred_checks;	/* see token_store_write_all */
 	ExpiryKind	access_expiry;
 	ExpiryKind	refresh_expiry;
 	bool		has_managed_user_id;

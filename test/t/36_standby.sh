@@ -9,7 +9,8 @@ db=t_standby
 make_test_db "$db"
 cpsql main "$db" >/dev/null <<'SQL'
 INSERT INTO public."CalendarIntegration" VALUES
-	('01SB', 'at-standby', 'rt-seed-1301', now() + interval '30 minutes', 1301);
+	('01SB', 'at-standby', 'rt-seed-1301', now() + interval '30 minutes', 1301),
+	('01SB_EXPIRED', 'at-gone', 'rt-seed-1302', now() - interval '1 minute', 1302);
 SQL
 
 dir=$CAL_WORK/standby
@@ -28,13 +29,17 @@ is "$(cpsql standby "$db" -At -c 'SELECT pg_is_in_recovery()')" t "the standby i
 $CAL_STANDIN_CTL reset
 is "$(cpsql standby "$db" -At -c "SELECT cal_access_token('01SB')")" "at-standby" \
 	"cal_access_token serves a good token on the standby"
+out=$(cpsql standby "$db" -At -c "SELECT cal_access_token('01SB', '45 minutes')" 2>&1)
+like "$out" 'WARNING:  returning the stored access token of user "01SB" without refreshing it: the transaction is read-only' \
+	"a token short of min_validity is served with a WARNING on the standby"
+like "$out" 'at-standby$' "... the stored one"
 out=$(cpsql standby "$db" -At -v ON_ERROR_STOP=0 2>&1 <<'SQL'
-SELECT cal_access_token('01SB', '45 minutes');
+SELECT cal_access_token('01SB_EXPIRED');
 \echo sqlstate=:LAST_ERROR_SQLSTATE
 SELECT cal_refresh_user_tokens('01SB');
 \echo sqlstate=:LAST_ERROR_SQLSTATE
 SQL
 )
-is "$(grep -c 'sqlstate=25006' <<<"$out")" 2 "a needed refresh raises 25006 on the standby"
+is "$(grep -c 'sqlstate=25006' <<<"$out")" 2 "a needed refresh of an expired token raises 25006 on the standby"
 is "$($CAL_STANDIN_CTL calls)" "refresh=0 force_refresh=0" "nothing was sent to Cal.com"
 t_done

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The fault matrix: every failure the stand-in can stage, on each endpoint.
 # Each case asserts the error_code, whether force refresh was tried (the
-# fallback rules of README), that the row is unchanged, and that the
-# backend still answers.
+# fallback rules of README: only after 400, 404 or an unusable 200), that
+# the row is unchanged, and that the backend still answers.  The service's
+# trouble (429, 5xx, non-JSON, resets, timeouts) is retried: once, it
+# heals; for good, it fails without a force refresh.
 set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
@@ -59,23 +61,27 @@ none="RESET cal_refresh.timeout"
 
 #        endpoint name                    fault                                   settings  expected           force  error regex
 run_case refresh "latency under timeout" "refresh latency --latency-ms 100"       "$short"  ok                 no     ''
-run_case refresh "latency over timeout"  "refresh latency --latency-ms 1500"      "$short"  calcom_rejected    yes    '^refresh failed: timed out .* while waiting for the response; force refresh failed: HTTP 401'
-run_case refresh "hang"                  "refresh hang"                           "$short"  calcom_rejected    yes    '^refresh failed: timed out'
+run_case refresh "latency over timeout"  "refresh latency --latency-ms 1500"      "$short"  timeout            no     '^refresh failed: timed out .* while waiting for the response'
+run_case refresh "hang"                  "refresh hang"                           "$short"  timeout            no     '^refresh failed: timed out'
 run_case refresh "connection refused"    ""                                       "$refused" network_error     no     '^refresh failed: .*(connect|refused)'
-run_case refresh "reset after request"   "refresh reset"                          "$none"   calcom_rejected    yes    '^refresh failed: (Recv failure: Connection reset|connection lost after the request was sent)'
-run_case refresh "reset mid-body"        "refresh reset_mid_body"                 "$none"   calcom_rejected    yes    '^refresh failed: '
+run_case refresh "reset once, retried"   "refresh reset"                          "$none"   ok                 no     ''
+run_case refresh "reset for good"        "refresh reset --count -1"               "$none"   network_error      no     '^refresh failed: (Recv failure: Connection reset|connection lost after the request was sent)'
+run_case refresh "reset mid-body once"   "refresh reset_mid_body"                 "$none"   ok                 no     ''
+run_case refresh "reset mid-body"        "refresh reset_mid_body --count -1"      "$none"   network_error      no     '^refresh failed: '
 run_case refresh "400"                   "refresh status --status 400"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 400'
 run_case refresh "401"                   "refresh status --status 401"            "$none"   calcom_rejected    no     '^refresh failed: HTTP 401'
 run_case refresh "404"                   "refresh status --status 404"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 404'
 run_case refresh "429"                   "refresh status --status 429 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 429'
 run_case refresh "429 Retry-After"       "refresh status --status 429 --count -1 --retry-after 1" "$none" calcom_unavailable no '^refresh failed: HTTP 429'
-run_case refresh "500"                   "refresh status --status 500"            "$none"   calcom_unavailable no     '^refresh failed: HTTP 500'
-run_case refresh "502"                   "refresh status --status 502"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 502'
-run_case refresh "503"                   "refresh status --status 503"            "$none"   calcom_unavailable no     '^refresh failed: HTTP 503'
-run_case refresh "504"                   "refresh status --status 504"            "$none"   calcom_rejected    yes    '^refresh failed: HTTP 504'
-run_case refresh "HTML 502 page"         "refresh html --status 502"              "$none"   calcom_rejected    yes    '^refresh failed: HTTP 502: non-JSON body'
+run_case refresh "500 once, retried"     "refresh status --status 500"            "$none"   ok                 no     ''
+run_case refresh "500"                   "refresh status --status 500 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 500'
+run_case refresh "502"                   "refresh status --status 502 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 502'
+run_case refresh "503"                   "refresh status --status 503 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 503'
+run_case refresh "504"                   "refresh status --status 504 --count -1" "$none"   calcom_unavailable no     '^refresh failed: HTTP 504'
+run_case refresh "HTML 502 page"         "refresh html --status 502 --count -1"   "$none"   calcom_unavailable no     '^refresh failed: HTTP 502: non-JSON body'
+run_case refresh "maintenance page"      "refresh html --status 200 --count -1"   "$none"   calcom_unavailable no     '^refresh failed: HTTP 200: non-JSON body'
 run_case refresh "truncated JSON"        "refresh truncated"                      "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response is not JSON'
-run_case refresh "malformed JSON"        "refresh malformed"                      "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response is not JSON'
+run_case refresh "malformed, not JSON"   "refresh malformed --count -1"           "$none"   calcom_unavailable no     '^refresh failed: HTTP 200: non-JSON body'
 run_case refresh "JSON without data"     "refresh no_data"                        "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no "data"'
 run_case refresh "missing field"         "refresh missing_field"                  "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no usable "accessToken"'
 run_case refresh "wrong types"           "refresh wrong_types"                    "$none"   calcom_rejected    yes    '^refresh failed: HTTP 200: response has no usable'
@@ -98,7 +104,7 @@ run_case force   "502"                   "force_refresh status --status 502 --co
 run_case force   "503"                   "force_refresh status --status 503 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 503'
 run_case force   "HTML 502 page"         "force_refresh html --status 502 --count -1" "$none" calcom_unavailable yes 'force refresh failed: HTTP 502: non-JSON body'
 run_case force   "truncated JSON"        "force_refresh truncated"                "$none"   bad_response       yes    'force refresh failed: HTTP 200: response is not JSON'
-run_case force   "malformed JSON"        "force_refresh malformed"                "$none"   bad_response       yes    'force refresh failed: HTTP 200: response is not JSON'
+run_case force   "malformed, not JSON"   "force_refresh malformed --count -1"     "$none"   calcom_unavailable yes    'force refresh failed: HTTP 200: non-JSON body'
 run_case force   "JSON without data"     "force_refresh no_data"                  "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no "data"'
 run_case force   "missing field"         "force_refresh missing_field"            "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no usable'
 run_case force   "wrong types"           "force_refresh wrong_types"              "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no usable'

@@ -24,6 +24,7 @@ trap 'cluster_stop vg' EXIT
 $CAL_STANDIN_CTL reset
 $CAL_STANDIN_CTL seed 951 rt-seed-951
 for i in $(seq 960 969); do $CAL_STANDIN_CTL seed "$i" "rt-seed-$i"; done
+$CAL_STANDIN_CTL seed-many 3001 300 rt-vgr
 
 cpsql vg postgres -v ON_ERROR_STOP=0 >"$vgdir/session.out" 2>&1 <<'SQL'
 CREATE EXTENSION cal_refresh;
@@ -59,6 +60,27 @@ FROM cal_refresh_expiring_tokens(max_users => 20);
 UPDATE public."CalendarIntegration" SET "calAccessTokenExpiresAt" = now();
 CALL cal_refresh_expiring_tokens_job(batch_size => 3);
 SELECT count(*) AS status_rows FROM cal_refresh_status();
+-- 300 users, of which one late in key order is refused by the table: its
+-- refusal message outlives the SPI session that caught it.
+CREATE TABLE public.vg_many (LIKE public."CalendarIntegration" INCLUDING ALL);
+INSERT INTO public.vg_many
+SELECT '01VGR' || lpad(i::text, 3, '0'), 'a', 'rt-vgr-' || (3000 + i), now(), 3000 + i
+FROM generate_series(1, 300) i;
+CREATE FUNCTION public.vg_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW."userUlid" = '01VGR297' THEN
+		RAISE EXCEPTION 'refused by the application for %', NEW."userUlid";
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER vg_refuse BEFORE UPDATE ON public.vg_many
+	FOR EACH ROW EXECUTE FUNCTION public.vg_refuse();
+SET cal_refresh.table_name = 'public.vg_many';
+SELECT 'many=' || count(*) FILTER (WHERE success) || '/' || count(*) ||
+	' refused=' || string_agg(user_ulid || ': ' || error, ',') FILTER (WHERE NOT success)
+FROM cal_refresh_expiring_tokens(max_users => 400);
+RESET cal_refresh.table_name;
 UPDATE public."CalendarIntegration" SET "calAccessTokenExpiresAt" = now();
 \! $CAL_STANDIN_CTL fault refresh hang --count 3
 SET statement_timeout = '500ms';
@@ -67,6 +89,8 @@ RESET statement_timeout;
 SQL
 like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
 like "$(cat "$vgdir/session.out")" "batch=11/11" "...batches too"
+like "$(cat "$vgdir/session.out")" "many=299/300 refused=01VGR297: the new tokens could not be stored \(Cal.com has rotated them\): refused by the application for 01VGR297" \
+	"...a batch of 300 with a user late in key order refused, its message intact"
 like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout" \
 	"...and a batch cancelled half way"
 cluster_stop vg
