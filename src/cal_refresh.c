@@ -31,6 +31,7 @@
 #include "calcom_parse.h"
 #include "compat.h"
 #include "curl_wait.h"
+#include "journal.h"
 #include "rate_limit.h"
 #include "secret_file.h"
 #include "token_table.h"
@@ -230,7 +231,10 @@ _PG_init(void)
 	MarkGUCPrefixReserved("cal_refresh");
 
 	if (loaded_at_server_start)
+	{
 		rate_limit_init();
+		journal_init();
+	}
 	calcom_client_init();
 }
 
@@ -404,9 +408,17 @@ cal_expiry_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 }
 
 void
-cal_result_values(const CalResult *result, Datum *values, bool *nulls)
+cal_result_values(const CalResult *result, int natts, Datum *values,
+				  bool *nulls)
 {
+	if (natts != CAL_RESULT_COLUMNS && natts != CAL_RESULT_COLUMNS - 1)
+		elog(ERROR, "cal_token_result has %d columns", natts);
 	memset(nulls, true, sizeof(bool) * CAL_RESULT_COLUMNS);
+	if (natts == CAL_RESULT_COLUMNS)
+	{
+		values[8] = BoolGetDatum(result->recovered);
+		nulls[8] = false;
+	}
 	values[0] = BoolGetDatum(result->success);
 	nulls[0] = false;
 #define CAL_SET_TEXT(i, s) \
@@ -439,7 +451,7 @@ cal_result_datum(FunctionCallInfo fcinfo, const CalResult *result)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	desc = BlessTupleDesc(desc);
-	cal_result_values(result, values, nulls);
+	cal_result_values(result, desc->natts, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 

@@ -13,8 +13,11 @@
 
 #include "refresh.h"
 
-/* Columns of cal_token_result. */
-#define CAL_RESULT_COLUMNS 8
+/*
+ * Columns of cal_token_result: 9 since 1.2 (recovered_from_journal), 8
+ * before; the library serves both.
+ */
+#define CAL_RESULT_COLUMNS 9
 
 /*
  * Fills *config from the settings, for the SQL function being called.
@@ -40,9 +43,9 @@ extern void cal_arg_not_null(FunctionCallInfo fcinfo, int argno,
 extern int64 cal_token_window_arg(FunctionCallInfo fcinfo, int argno,
 								  const char *name, const char *why);
 
-/* A cal_token_result row's values. */
-extern void cal_result_values(const CalResult *result, Datum *values,
-							  bool *nulls);
+/* A cal_token_result row's values, for a row type of natts columns. */
+extern void cal_result_values(const CalResult *result, int natts,
+							  Datum *values, bool *nulls);
 
 /* cal_refresh.job_max_runtime, in milliseconds. */
 extern int	cal_job_max_runtime(void);

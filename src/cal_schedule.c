@@ -148,7 +148,7 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 		Datum		values[CAL_RESULT_COLUMNS];
 		bool		nulls[CAL_RESULT_COLUMNS];
 
-		cal_result_values(&batch.results[i], values, nulls);
+		cal_result_values(&batch.results[i], desc->natts, values, nulls);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
 

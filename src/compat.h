@@ -23,6 +23,13 @@
 	CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* PostgreSQL 17 numbers a backend's PGPROC with MyProcNumber. */
+#if PG_VERSION_NUM >= 170000
+#define cal_my_proc_number() MyProcNumber
+#else
+#define cal_my_proc_number() (MyProc->pgprocno)
+#endif
+
 /* A random number in [0, 1), for retry jitter. */
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"

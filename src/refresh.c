@@ -28,6 +28,8 @@
 #include "utils/timestamp.h"
 
 #include "failure_store.h"
+#include "journal.h"
+#include "journal_store.h"
 #include "refresh.h"
 #include "token_store.h"
 
@@ -47,10 +49,18 @@ typedef struct RefreshTask
 	bool		own_failure;	/* ... or something else of the user's own */
 	bool		sent;			/* a request for this user went out */
 	bool		not_started;	/* the batch stopped before its turn */
-	bool		has_update;		/* Cal.com issued a pair, to be stored */
+	bool		has_update;		/* a pair to store: Cal.com's, or adopted */
 	TokenUpdate update;
-	const char *method;			/* the endpoint that issued it */
+	const char *method;			/* the endpoint that issued it, or "journal" */
+	const char *spent_token;	/* the refresh token the row held */
+	bool		recovered;		/* the row's pair came from the journal */
+	bool		issued;			/* update is a pair Cal.com just issued */
+	bool		no_call;		/* the adopted pair is good enough */
+	bool		stored;			/* the row now holds update */
 } RefreshTask;
+
+/* A WARNING that the journal is not working, once per session. */
+static bool journal_warned = false;
 
 void
 refresh_set_failure(CalResult *result, const char *error_code,
@@ -254,7 +264,118 @@ refresh_task_keep(RefreshTask *task, const CalTokens *tokens,
 	update->refresh_expires_at = tokens->has_refresh_expiry ?
 		refresh_ms_to_timestamptz(tokens->refresh_expires_ms) : 0;
 	task->has_update = true;
+	task->issued = true;
 	task->method = method;
+}
+
+/*
+ * Looks up the journal for the locked rows: a row whose refresh token the
+ * journal shows superseded is stale (the transaction that stored its
+ * successor did not commit), and the newest journaled pair is adopted: it
+ * is stored in the row in this transaction, and its refresh token is the
+ * one sent.  When its access token stays valid until good_until (0:
+ * never enough), no request is sent at all.
+ */
+static void
+refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
+			  TimestampTz good_until)
+{
+	const char **users = palloc(sizeof(char *) * Max(n_tasks, 1));
+	const char **tokens = palloc(sizeof(char *) * Max(n_tasks, 1));
+	JournalPair *pairs = palloc(sizeof(JournalPair) * Max(n_tasks, 1));
+	int			i;
+
+	if (!OidIsValid(config->extension_schema))
+		return;
+	for (i = 0; i < n_tasks; i++)
+	{
+		users[i] = tasks[i].row.user_ulid;
+		tokens[i] = tasks[i].row.refresh_token;
+		tasks[i].spent_token = tasks[i].row.refresh_token;
+	}
+	journal_store_find(config->extension_schema, config->table_name, users,
+					   tokens, n_tasks, pairs);
+	for (i = 0; i < n_tasks; i++)
+	{
+		RefreshTask *task = &tasks[i];
+		TokenUpdate *update = &task->update;
+
+		if (!pairs[i].found)
+			continue;
+		task->recovered = true;
+		task->row.access_token = pairs[i].access_token;
+		task->row.refresh_token = pairs[i].refresh_token;
+		task->row.has_access_expiry = true;
+		task->row.access_expires_at = pairs[i].access_expires_at;
+		task->spent_token = pairs[i].refresh_token;
+		update->user_ulid = task->row.user_ulid;
+		update->access_token = pairs[i].access_token;
+		update->refresh_token = pairs[i].refresh_token;
+		update->access_expires_at = pairs[i].access_expires_at;
+		update->has_refresh_expiry = pairs[i].has_refresh_expiry;
+		update->refresh_expires_at = pairs[i].refresh_expires_at;
+		task->has_update = true;
+		task->method = "journal";
+		task->no_call = good_until != 0 &&
+			pairs[i].access_expires_at >= good_until;
+		ereport(LOG,
+				(errmsg("cal_refresh: user \"%s\": the row held a spent refresh token; "
+						"the newest pair was recovered from the journal",
+						task->row.user_ulid),
+				 errdetail("A transaction that stored that pair did not commit.")));
+	}
+}
+
+/*
+ * Has the pairs Cal.com just issued committed to the journal, all in one
+ * hand-over, before they are stored or returned.  When the journal cannot
+ * take them, the call goes on without it, and says so.
+ */
+static void
+refresh_journal_issued(const RefreshConfig *config, RefreshTask *tasks,
+					   int n_tasks)
+{
+	JournalEntry *entries = palloc(sizeof(JournalEntry) * Max(n_tasks, 1));
+	const char *why;
+	int			n = 0;
+	int			i;
+
+	if (!OidIsValid(config->extension_schema))
+		return;
+	for (i = 0; i < n_tasks; i++)
+	{
+		const TokenUpdate *update = &tasks[i].update;
+
+		if (!tasks[i].issued)
+			continue;
+		entries[n].table_name = config->table_name;
+		entries[n].user_ulid = update->user_ulid;
+		entries[n].spent_token = tasks[i].spent_token;
+		entries[n].access_token = update->access_token;
+		entries[n].refresh_token = update->refresh_token;
+		entries[n].access_expires_at = update->access_expires_at;
+		entries[n].has_refresh_expiry = update->has_refresh_expiry;
+		entries[n].refresh_expires_at = update->refresh_expires_at;
+		n++;
+	}
+	if (n == 0)
+		return;
+	if (!journal_store_exists(config->extension_schema))
+		why = "the extension's objects predate the journal "
+			"(ALTER EXTENSION cal_refresh UPDATE adds it)";
+	else if (journal_write(config->extension_schema, entries, n, &why))
+		return;
+	ereport(LOG,
+			(errmsg("cal_refresh: %d new pair(s) not journaled: %s", n, why),
+			 errdetail("Should this transaction not commit, those pairs are lost.")));
+	if (!journal_warned)
+		ereport(WARNING,
+				(errmsg("cal_refresh: the journal is not working: %s", why),
+				 errdetail("New pairs live only in this transaction; should it "
+						   "not commit, they are lost and force refresh is "
+						   "needed."),
+				 errhint("See the server log; this is said once per session.")));
+	journal_warned = true;
 }
 
 /*
@@ -269,6 +390,7 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 	TokenUpdate *updates = palloc(sizeof(TokenUpdate) * n_tasks);
 	const char **methods = palloc(sizeof(char *) * n_tasks);
 	CalResult **results = palloc(sizeof(CalResult *) * n_tasks);
+	RefreshTask **written = palloc(sizeof(RefreshTask *) * n_tasks);
 	int			n = 0;
 	int			i;
 
@@ -279,11 +401,22 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 		updates[n] = tasks[i].update;
 		methods[n] = tasks[i].method;
 		results[n] = tasks[i].result;
+		/* An adopted pair whose refresh failed is stored all the same. */
+		if (tasks[i].recovered && !tasks[i].issued &&
+			!tasks[i].no_call && !tasks[i].result->success &&
+			tasks[i].update.access_expires_at < GetCurrentTimestamp())
+			results[n] = palloc0(sizeof(CalResult));
+		written[n] = &tasks[i];
 		n++;
 	}
 	if (n > 0)
 		refresh_write(config->table_name, updates, n, methods, results,
 					  isolate_users);
+	for (i = 0; i < n; i++)
+	{
+		written[i]->stored = results[i]->success;
+		written[i]->result->recovered = written[i]->recovered;
+	}
 	for (i = 0; i < n; i++)
 		explicit_bzero((char *) updates[i].refresh_token,
 					   strlen(updates[i].refresh_token));
@@ -388,7 +521,9 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 						int n_tasks)
 {
 	const char **succeeded = palloc(sizeof(char *) * n_tasks);
+	const char **stored = palloc(sizeof(char *) * n_tasks);
 	int			n_succeeded = 0;
+	int			n_stored = 0;
 	int			i;
 
 	if (!OidIsValid(config->extension_schema))
@@ -397,6 +532,8 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 	{
 		const CalResult *result = tasks[i].result;
 
+		if (tasks[i].stored)
+			stored[n_stored++] = result->user_ulid;
 		if (result->success)
 			succeeded[n_succeeded++] = result->user_ulid;
 		else if (result->recorded)
@@ -405,6 +542,9 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 								 result->backs_off);
 	}
 	failure_store_clear(config->extension_schema, succeeded, n_succeeded);
+	/* Their rows hold the newest pair now, if this transaction commits. */
+	journal_store_forget(config->extension_schema, config->table_name,
+						 stored, n_stored);
 }
 
 /*
@@ -413,12 +553,14 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
  * background batch stores them user by user where it must (see
  * refresh_store_kept).  No user starts after start_within_ms (-1: no
  * limit), nor, in the background, once Cal.com is failing: then the
- * description of its failure is returned (else NULL).
+ * description of its failure is returned (else NULL).  A stale row adopts
+ * the journal's pair first (refresh_adopt), and is not sent at all when
+ * that pair is good until good_until.
  */
 static const char *
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 					int n_tasks, int max_concurrency, bool background,
-					int start_within_ms)
+					int start_within_ms, TimestampTz good_until)
 {
 	CalBatch   *batch = calcom_batch_create(&config->client, max_concurrency,
 											background, start_within_ms);
@@ -427,30 +569,36 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	void	   *tag;
 	int			i;
 
+	refresh_adopt(config, tasks, n_tasks, good_until);
 	for (i = 0; i < n_tasks; i++)
-		refresh_task_start(batch, &tasks[i]);
+		if (!tasks[i].no_call)
+			refresh_task_start(batch, &tasks[i]);
 	while ((call = calcom_batch_next(batch, &tag)) != NULL)
 		refresh_task_call_done(batch, (RefreshTask *) tag, call);
 	failing = calcom_batch_failing(batch);
 	if (failing != NULL)
 		failing = pstrdup(failing);
 	calcom_batch_end(batch);
+	refresh_journal_issued(config, tasks, n_tasks);
 	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
 	return failing;
 }
 
-/* One user's row, locked: refreshed by a batch of one, a person waiting. */
+/*
+ * One user's row, locked: refreshed by a batch of one, a person waiting
+ * (good_until as for refresh_locked_rows).
+ */
 static void
 refresh_locked_row(const RefreshConfig *config, const TokenRow *row,
-				   CalResult *result)
+				   CalResult *result, TimestampTz good_until)
 {
 	RefreshTask task;
 
 	memset(&task, 0, sizeof(task));
 	task.row = *row;
 	task.result = result;
-	(void) refresh_locked_rows(config, &task, 1, 1, false, -1);
+	(void) refresh_locked_rows(config, &task, 1, 1, false, -1, good_until);
 }
 
 /* True when the row's access token stays valid until at least `until`. */
@@ -482,7 +630,7 @@ refresh_user_tokens(const RefreshConfig *config, const char *user_ulid,
 	if (status != TOKEN_STORE_OK)
 		refresh_set_store_failure(result, status, problem);
 	else
-		refresh_locked_row(config, &row, result);
+		refresh_locked_row(config, &row, result, 0);
 }
 
 void
@@ -545,7 +693,8 @@ refresh_access_token(const RefreshConfig *config, const char *user_ulid,
 		else
 		{
 			row = locked;
-			refresh_locked_row(config, &row, result);
+			refresh_locked_row(config, &row, result,
+							   GetCurrentTimestamp() + min_validity_us);
 		}
 	}
 
@@ -602,7 +751,8 @@ refresh_expiring_tokens(const RefreshConfig *config,
 	batch->calcom_failing = refresh_locked_rows(config, tasks,
 												batch->n_results,
 												config->max_concurrency, true,
-												start_within_ms);
+												start_within_ms,
+												expiring_before);
 
 	for (i = 0; i < batch->n_results; i++)
 	{
@@ -638,7 +788,14 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 	update.has_refresh_expiry = has_refresh_expiry;
 	update.refresh_expires_at = refresh_expires_at;
 	refresh_write(config->table_name, &update, 1, &method, &result, false);
-	/* Tokens the application just had issued: earlier failures are moot. */
+	/*
+	 * Tokens the application just had issued: earlier failures are moot,
+	 * and so is what the journal held for the user.
+	 */
 	if (result->success && OidIsValid(config->extension_schema))
+	{
 		failure_store_clear(config->extension_schema, &user_ulid, 1);
+		journal_store_forget(config->extension_schema, config->table_name,
+							 &user_ulid, 1);
+	}
 }

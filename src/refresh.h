@@ -40,6 +40,7 @@ typedef struct CalResult
 	TimestampTz refresh_expires_at;
 	const char *error_code;
 	const char *error;
+	bool		recovered;		/* the row's pair came from the journal */
 	bool		over_size_cap;	/* the failing response was over the cap */
 	bool		recorded;		/* the failure goes to cal_refresh_failure */
 	bool		backs_off;		/* ... with a backoff: the user's own */

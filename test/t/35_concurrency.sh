@@ -120,11 +120,14 @@ wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'ca
 cpsql main "$db" -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 	WHERE application_name = 'cal_doomed'" >/dev/null
 wait "$doomed" 2>/dev/null || true
-is "$(cpsql main "$db" -At -c "SELECT method FROM cal_refresh_user_tokens('01C04')")" \
-	"force_refresh" "the next call recovers through force refresh"
+$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
+is "$(cpsql main "$db" -At -F '|' -c "SELECT method, recovered_from_journal
+	FROM cal_refresh_user_tokens('01C04')")" \
+	"refresh|t" "the next call recovers from the journal (force refresh failing)"
+$CAL_STANDIN_CTL reset
 rt=$(cpsql main "$db" -At -c "SELECT \"calRefreshToken\" FROM public.\"CalendarIntegration\" WHERE \"userUlid\" = '01C04'")
 is "$($CAL_STANDIN_CTL is-current 1204 "$rt")" current "...and the row ends current"
-like "$(grep -c 'The stored refresh token was already used' "$CAL_WORK/main/server.log")" '^[1-9]' \
+like "$(grep -c 'user "01C04": the row held a spent refresh token; the newest pair was recovered from the journal' "$CAL_WORK/main/server.log")" '^[1-9]' \
 	"the recovery is explained in the log at LOG level"
 # --- REPEATABLE READ: the row changed after the snapshot -------------------
 $CAL_STANDIN_CTL reset
