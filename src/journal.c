@@ -15,11 +15,9 @@
  * One writer serves one database (a worker connects to one); the first
  * backend of a database that needs one starts it as a dynamic background
  * worker, so every database with the extension has its own.  The writer
- * commits with synchronous_commit off: its commit record precedes the WAL
- * of the caller's own commit, so once the caller's COMMIT has returned
- * durably, the entry is durable too; before that, it survives everything
- * but a crash of the whole server within wal_writer_delay (three times
- * over, at worst).
+ * commits with synchronous_commit on, whatever the server's setting: an
+ * entry acknowledged is durable before the pair is returned, so even a
+ * crash of the whole server right after the call loses nothing.
  *
  * When no writer can take an entry (no free worker slot, the library not
  * preloaded, the extension's objects older than 1.2), the call goes on
@@ -564,8 +562,8 @@ cal_refresh_journal_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-	/* See the file's header: the caller's commit makes ours durable. */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* See the file's header: acknowledged means durable. */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SpinLockAcquire(&journal_shared->mutex);
 	if (journal_shared->writers[writer_slot].dbid != dbid ||

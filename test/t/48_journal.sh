@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The journal across processes: two databases of one cluster, each with
+# its own writer; and a whole server stopped with -m immediate after the
+# call returned, before COMMIT.  Force refresh fails for good throughout,
+# so that only the journal can recover the pairs.
+set -euo pipefail
+. "$CAL_TOP/test/lib.sh"
+
+$CAL_STANDIN_CTL reset
+$CAL_STANDIN_CTL seed 2501 rt-j1
+$CAL_STANDIN_CTL seed 2502 rt-j2
+$CAL_STANDIN_CTL seed 2503 rt-j3
+for db in t_journal1 t_journal2; do make_test_db "$db"; done
+cpsql main t_journal1 -c "INSERT INTO public.\"CalendarIntegration\" VALUES
+	('01J1', 'at-old', 'rt-j1', now(), 2501), ('01J3', 'at-old', 'rt-j3', now(), 2503)" >/dev/null
+cpsql main t_journal2 -c "INSERT INTO public.\"CalendarIntegration\" VALUES
+	('01J2', 'at-old', 'rt-j2', now(), 2502)" >/dev/null
+$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
+
+# Two databases: a refresh rolled back in each, then recovered in each.
+for pair in t_journal1:01J1:2501 t_journal2:01J2:2502; do
+	IFS=: read -r db user id <<<"$pair"
+	out=$(cpsql main "$db" -At -c "BEGIN" -c "SELECT method FROM cal_refresh_user_tokens('$user')" \
+		-c "ROLLBACK" -c "SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'cal_refresh journal writer' AND datname = current_database()")
+	like "$out" $'\n1$' "$db: its own journal writer took the pair"
+done
+for pair in t_journal1:01J1:2501 t_journal2:01J2:2502; do
+	IFS=: read -r db user id <<<"$pair"
+	out=$(cpsql main "$db" -At -F '|' -c "SELECT method, recovered_from_journal
+		FROM cal_refresh_user_tokens('$user')")
+	is "$out" "refresh|t" "$db: the rolled-back pair is recovered from the journal"
+	rt=$(cpsql main "$db" -At -c "SELECT \"calRefreshToken\" FROM public.\"CalendarIntegration\"
+		WHERE \"userUlid\" = '$user'")
+	is "$($CAL_STANDIN_CTL is-current "$id" "$rt")" current "$db: the row ends current"
+done
+
+# A server stopped with -m immediate after the call returned, before the
+# caller's COMMIT: the entry was durable when the call returned.
+cpsql main t_journal1 -At >/dev/null 2>&1 <<'SQL' &
+SET application_name = 'cal_crash';
+BEGIN;
+SELECT method FROM cal_refresh_user_tokens('01J3');
+SELECT pg_sleep(60);
+COMMIT;
+SQL
+crashed=$!
+poll_until t_journal1 "SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE application_name = 'cal_crash' AND query LIKE '%pg_sleep%'"
+as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -m immediate -w stop >/dev/null
+wait "$crashed" 2>/dev/null || true
+as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -l "$CAL_WORK/main/server.log" -w -t 120 \
+	-p "${CAL_POSTGRES_BIN:-$PG_BIN/postgres}" start >/dev/null
+is "$(cpsql main t_journal1 -At -c "SELECT \"calRefreshToken\" FROM public.\"CalendarIntegration\"
+	WHERE \"userUlid\" = '01J3'")" rt-j3 "after the crash, the row holds the spent token"
+out=$(cpsql main t_journal1 -At -F '|' -c "SELECT method, recovered_from_journal
+	FROM cal_refresh_user_tokens('01J3')")
+is "$out" "refresh|t" "the pair issued before the crash is recovered from the journal"
+is "$($CAL_STANDIN_CTL calls force_refresh)" "force_refresh=0" "no force refresh was sent"
+is "$(cpsql main t_journal1 -At -c "SELECT count(*) FROM cal_refresh_journal")" 0 \
+	"the journal ends empty once the rows are current"
+$CAL_STANDIN_CTL reset
+t_done
