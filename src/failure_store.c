@@ -19,15 +19,12 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "failure_store.h"
@@ -96,34 +93,28 @@ static bool
 failure_store_begin(Oid schema, SpiPinned *session)
 {
 	FailureTable *t = &failure_table;
-	Oid			relid = get_relname_relid(FAILURE_TABLE, schema);
-	HeapTuple	tuple;
+	Oid			relid = spi_pinned_begin_as_owner(schema, FAILURE_TABLE, t->relid,
+												  &t->owner, session);
 
 	if (!OidIsValid(relid))
 		return false;
 	if (relid != t->relid)
 	{
-		SPIPlanPtr	plans[4] = {t->record_plan, t->clear_plan,
-		t->backed_off_plan, t->read_all_plan};
+		SPIPlanPtr *plans[] = {&t->record_plan, &t->clear_plan,
+		&t->backed_off_plan, &t->read_all_plan};
 		size_t		i;
 
-		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		if (!HeapTupleIsValid(tuple))
-			return false;
 		for (i = 0; i < lengthof(plans); i++)
-			if (plans[i] != NULL)
-				SPI_freeplan(plans[i]);
-		memset(t, 0, sizeof(*t));
-		t->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-		ReleaseSysCache(tuple);
-
-		spi_pinned_begin(session, t->owner);
+		{
+			if (*plans[i] != NULL)
+				SPI_freeplan(*plans[i]);
+			*plans[i] = NULL;
+		}
+		t->relid = InvalidOid;
 		failure_store_prepare_all(quote_qualified_identifier(get_namespace_name(schema),
 															 FAILURE_TABLE));
 		t->relid = relid;
-		return true;
 	}
-	spi_pinned_begin(session, t->owner);
 	return true;
 }
 

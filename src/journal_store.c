@@ -20,13 +20,12 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "journal_store.h"
@@ -89,33 +88,27 @@ static bool
 journal_store_begin(Oid schema, SpiPinned *session)
 {
 	JournalTable *t = &journal_table;
-	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
-	HeapTuple	tuple;
+	Oid			relid = spi_pinned_begin_as_owner(schema, JOURNAL_TABLE, t->relid,
+												  &t->owner, session);
 
 	if (!OidIsValid(relid))
 		return false;
 	if (relid != t->relid)
 	{
-		SPIPlanPtr	plans[3] = {t->insert_plan, t->find_plan, t->forget_plan};
+		SPIPlanPtr *plans[] = {&t->insert_plan, &t->find_plan, &t->forget_plan};
 		size_t		i;
 
-		tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-		if (!HeapTupleIsValid(tuple))
-			return false;
 		for (i = 0; i < lengthof(plans); i++)
-			if (plans[i] != NULL)
-				SPI_freeplan(plans[i]);
-		memset(t, 0, sizeof(*t));
-		t->owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-		ReleaseSysCache(tuple);
-
-		spi_pinned_begin(session, t->owner);
+		{
+			if (*plans[i] != NULL)
+				SPI_freeplan(*plans[i]);
+			*plans[i] = NULL;
+		}
+		t->relid = InvalidOid;
 		journal_store_prepare_all(quote_qualified_identifier(get_namespace_name(schema),
 															 JOURNAL_TABLE));
 		t->relid = relid;
-		return true;
 	}
-	spi_pinned_begin(session, t->owner);
 	return true;
 }
 
@@ -223,7 +216,13 @@ journal_store_find(Oid schema, const char *table_name,
 	args[0] = CStringGetTextDatum(table_name);
 	args[1] = journal_text_array(users, n);
 	args[2] = journal_text_array(row_tokens, n);
-	rc = SPI_execute_plan(journal_table.find_plan, args, NULL, true, 0);
+	/*
+	 * The latest snapshot, not the transaction's: under REPEATABLE READ an
+	 * entry another session's writer committed since is still to be seen.
+	 */
+	rc = SPI_execute_snapshot(journal_table.find_plan, args, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, true,
+							  false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	for (r = 0; r < SPI_processed; r++)

@@ -205,6 +205,9 @@ refresh_set_written(CalResult *result, const TokenUpdate *update,
 {
 	result->success = true;
 	result->method = method;
+	/* An adopted pair stored after its refresh failed succeeds all the same. */
+	result->error_code = NULL;
+	result->error = NULL;
 	result->access_token = pstrdup(update->access_token);
 	result->has_access_expiry = true;
 	result->access_expires_at = update->access_expires_at;
@@ -401,9 +404,12 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 		updates[n] = tasks[i].update;
 		methods[n] = tasks[i].method;
 		results[n] = tasks[i].result;
-		/* An adopted pair whose refresh failed is stored all the same. */
-		if (tasks[i].recovered && !tasks[i].issued &&
-			!tasks[i].no_call && !tasks[i].result->success &&
+		/*
+		 * A pair adopted from the journal is stored even when the refresh
+		 * sent with it failed; its result then stays that failure unless
+		 * the adopted access token still works.
+		 */
+		if (tasks[i].recovered && !tasks[i].issued && !tasks[i].no_call &&
 			tasks[i].update.access_expires_at < GetCurrentTimestamp())
 			results[n] = palloc0(sizeof(CalResult));
 		written[n] = &tasks[i];

@@ -16,9 +16,13 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "spi_pinned.h"
 
@@ -54,6 +58,27 @@ spi_pinned_end(SpiPinned *session)
 							   session->saved_sec_context);
 	AtEOXact_GUC(true, session->guc_nest_level);
 	SPI_finish();
+}
+
+Oid
+spi_pinned_begin_as_owner(Oid schema, const char *table, Oid known_relid,
+						  Oid *owner, SpiPinned *session)
+{
+	Oid			relid = get_relname_relid(table, schema);
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	if (relid != known_relid)
+	{
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		if (!HeapTupleIsValid(tuple))
+			return InvalidOid;
+		*owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+	}
+	spi_pinned_begin(session, *owner);
+	return relid;
 }
 
 SPIPlanPtr

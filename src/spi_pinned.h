@@ -34,6 +34,17 @@ extern void spi_pinned_run_as(SpiPinned *session, Oid run_as);
 extern void spi_pinned_end(SpiPinned *session);
 
 /*
+ * For the extension's own tables: starts a session as the owner of table
+ * in schema, and returns its relid, or InvalidOid (no session) when there
+ * is no such table.  *owner caches the owner of known_relid; a different
+ * relid (the table is new to the caller, or was replaced) is looked up,
+ * and the caller prepares its statements again.
+ */
+extern Oid	spi_pinned_begin_as_owner(Oid schema, const char *table,
+									  Oid known_relid, Oid *owner,
+									  SpiPinned *session);
+
+/*
  * A statement prepared once and kept for the session (SPI_keepplan).
  * CURSOR_OPT_GENERIC_PLAN in cursor_options keeps parameter values out of
  * every plan (a custom plan folds them in, and debug_print_plan or
