@@ -539,10 +539,17 @@ journal_write_request(JournalRequest *request)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *error;
+
+		/* Its message only: a detail could show the entry's row, tokens and all. */
 		MemoryContextSwitchTo(context);
-		EmitErrorReport();
+		error = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("cal_refresh journal writer: entries not written: %s",
+						error->message)));
+		FreeErrorData(error);
 		written = false;
 	}
 	PG_END_TRY();
