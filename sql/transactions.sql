@@ -38,8 +38,12 @@ FROM cal_refresh_user_tokens('01TX') r;
 SELECT "calRefreshToken" AS rt FROM public."CalendarIntegration" WHERE "userUlid" = '01TX' \gset
 \setenv RT :rt
 \! $CAL_STANDIN_CTL is-current 171 "$RT"
--- Once the row holds the newest pair, the journal holds nothing of it.
-SELECT count(*) AS journal_entries FROM cal_refresh_journal WHERE user_ulid = '01TX';
+-- Once the row holds the newest pair, the journal holds that pair's own
+-- entry alone (the next refresh, or the job's pruning, deletes it).
+SELECT count(*) AS journal_entries,
+       count(*) FILTER (WHERE j.refresh_token = c."calRefreshToken") AS of_the_row
+FROM cal_refresh_journal j JOIN public."CalendarIntegration" c ON c."userUlid" = j.user_ulid
+WHERE j.user_ulid = '01TX';
 
 -- cal_access_token, then ROLLBACK: the next cal_access_token returns the
 -- access token Cal.com issued, from the journal, without any request.

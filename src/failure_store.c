@@ -71,7 +71,8 @@ failure_store_prepare_all(const char *table)
 		"interval '1 minute'), interval '6 hours') ELSE $4 END",
 		table), 5, record_types, 0);
 	t->clear_plan = spi_pinned_prepare_kept(psprintf(
-		"DELETE FROM %s WHERE user_ulid = ANY ($1)", table), 1, text_array_type, 0);
+		"DELETE FROM %s WHERE user_ulid = ANY ($1)", table), 1, text_array_type,
+		CURSOR_OPT_GENERIC_PLAN);
 	t->backed_off_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
 		"WHERE next_attempt_at > $1", table), 1, time_type, 0);

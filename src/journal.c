@@ -8,16 +8,25 @@
  * Cal.com rotates a pair the moment it answers; a pair kept only in the
  * caller's transaction is lost when that transaction does not commit.  So
  * the backend hands its new pairs (all of a batch at once) to the writer:
- * it puts them in a dynamic shared memory segment, names the segment in
- * its own request slot, wakes the writer and sleeps on its latch,
- * interruptibly, until the writer has committed them and says so.
+ * it copies them into its own request slot in shared memory (a batch too
+ * large for the slot goes in a pinned dynamic shared memory segment),
+ * wakes the writer, and later sleeps on its latch, interruptibly, until
+ * the writer has committed them and says so.  Once handed over, the
+ * entries no longer depend on the backend: should it fail or be cancelled
+ * before the acknowledgement, the writer still commits them.
  *
  * One writer serves one database (a worker connects to one); the first
  * backend of a database that needs one starts it as a dynamic background
- * worker, so every database with the extension has its own.  The writer
- * commits with synchronous_commit on, whatever the server's setting: an
- * entry acknowledged is durable before the pair is returned, so even a
- * crash of the whole server right after the call loses nothing.
+ * worker, so every database with the extension has its own.
+ *
+ * The writer commits asynchronously (synchronous_commit off), so that a
+ * refresh pays no WAL flush of its own.  An acknowledged entry's commit
+ * record precedes in the WAL anything the caller writes afterwards, so
+ * once the caller's COMMIT has returned the entry is as durable as that
+ * commit; when the caller's transaction does not commit, the WAL writer
+ * flushes the entry within three wal_writer_delay (600 ms by default).
+ * Only a crash of the whole server within that window, after a call whose
+ * transaction did not commit, loses a pair.
  *
  * When no writer can take an entry (no free worker slot, the library not
  * preloaded, the extension's objects older than 1.2), the call goes on
@@ -27,7 +36,10 @@
  */
 #include "postgres.h"
 
+#include <time.h>
+
 #include "access/xact.h"
+#include "common/cryptohash.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -51,6 +63,20 @@
 /* Databases served at once; one more starts no writer (no journal). */
 #define JOURNAL_MAX_WRITERS 32
 
+/*
+ * Bytes of entries a request slot holds in place: a few pairs (a pair is
+ * about 2 kB at most).  A larger hand-over, a batch's, takes a segment.
+ */
+#define JOURNAL_INLINE_BYTES 8192
+
+/*
+ * A backend polls for the acknowledgement this long before it sleeps on
+ * its latch: the writer usually answers within it, and neither then pays
+ * for a signal and a wake-up (tens of microseconds each on a virtual
+ * machine).  It bounds the CPU time a wait can burn.
+ */
+#define JOURNAL_SPIN_US 150
+
 /* How long a backend waits for a writer to start. */
 #define JOURNAL_START_TIMEOUT_MS 10000
 
@@ -73,7 +99,9 @@ typedef struct JournalRequest
 {
 	Oid			dbid;
 	Oid			schema;			/* the extension's, in that database */
-	dsm_handle	handle;
+	dsm_handle	handle;			/* a pinned segment, or DSM_HANDLE_INVALID:
+								 * the entries are in the slot's bytes */
+	Size		size;			/* bytes of entries */
 	int			requester;		/* its PGPROC number */
 	pg_atomic_uint32 state;
 } JournalRequest;
@@ -105,11 +133,28 @@ static int	journal_requests_needed(void)
 	return MaxBackends + NUM_AUXILIARY_PROCS;
 }
 
+/* The request slots, then each slot's bytes. */
+static Size
+journal_inline_offset(void)
+{
+	return MAXALIGN(add_size(offsetof(JournalShared, requests),
+							 mul_size(journal_requests_needed(),
+									  sizeof(JournalRequest))));
+}
+
 static Size
 journal_shmem_size(void)
 {
-	return add_size(offsetof(JournalShared, requests),
-					mul_size(journal_requests_needed(), sizeof(JournalRequest)));
+	return add_size(journal_inline_offset(),
+					mul_size(journal_requests_needed(), JOURNAL_INLINE_BYTES));
+}
+
+/* Where request i keeps its entries in place. */
+static char *
+journal_inline_bytes(int i)
+{
+	return (char *) journal_shared + journal_inline_offset() +
+		(Size) i * JOURNAL_INLINE_BYTES;
 }
 
 #ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
@@ -214,10 +259,10 @@ journal_entries_size(const JournalEntry *entries, int n)
 	for (i = 0; i < n; i++)
 		size = add_size(size, journal_string_size(entries[i].table_name) +
 						journal_string_size(entries[i].user_ulid) +
-						journal_string_size(entries[i].spent_token) +
+						sizeof(entries[i].spent_sha256) +
 						journal_string_size(entries[i].access_token) +
 						journal_string_size(entries[i].refresh_token) +
-						3 * sizeof(int64));
+						4 * sizeof(int64));
 	return size;
 }
 
@@ -230,13 +275,15 @@ journal_put_entries(char *p, const JournalEntry *entries, int32 n)
 	p += sizeof(n);
 	for (i = 0; i < n; i++)
 	{
-		int64		numbers[3] = {entries[i].access_expires_at,
+		int64		numbers[4] = {entries[i].access_expires_at,
 			entries[i].has_refresh_expiry,
-		entries[i].refresh_expires_at};
+			entries[i].refresh_expires_at,
+		entries[i].has_spent};
 
 		p = journal_put_string(p, entries[i].table_name);
 		p = journal_put_string(p, entries[i].user_ulid);
-		p = journal_put_string(p, entries[i].spent_token);
+		memcpy(p, entries[i].spent_sha256, sizeof(entries[i].spent_sha256));
+		p += sizeof(entries[i].spent_sha256);
 		p = journal_put_string(p, entries[i].access_token);
 		p = journal_put_string(p, entries[i].refresh_token);
 		memcpy(p, numbers, sizeof(numbers));
@@ -261,11 +308,14 @@ journal_get_entries(const char *p, Size size, int *n)
 	entries = palloc0(sizeof(JournalEntry) * Max(count, 1));
 	for (i = 0; i < count; i++)
 	{
-		int64		numbers[3];
+		int64		numbers[4];
 
 		entries[i].table_name = journal_get_string(&p, end);
 		entries[i].user_ulid = journal_get_string(&p, end);
-		entries[i].spent_token = journal_get_string(&p, end);
+		if (end - p < (ptrdiff_t) sizeof(entries[i].spent_sha256))
+			elog(ERROR, "cal_refresh journal request is truncated");
+		memcpy(entries[i].spent_sha256, p, sizeof(entries[i].spent_sha256));
+		p += sizeof(entries[i].spent_sha256);
 		entries[i].access_token = journal_get_string(&p, end);
 		entries[i].refresh_token = journal_get_string(&p, end);
 		if (end - p < (ptrdiff_t) sizeof(numbers))
@@ -275,6 +325,7 @@ journal_get_entries(const char *p, Size size, int *n)
 		entries[i].access_expires_at = numbers[0];
 		entries[i].has_refresh_expiry = numbers[1] != 0;
 		entries[i].refresh_expires_at = numbers[2];
+		entries[i].has_spent = numbers[3] != 0;
 		if (entries[i].table_name == NULL || entries[i].user_ulid == NULL ||
 			entries[i].access_token == NULL || entries[i].refresh_token == NULL)
 			elog(ERROR, "cal_refresh journal request is corrupt");
@@ -284,6 +335,32 @@ journal_get_entries(const char *p, Size size, int *n)
 }
 
 /* --- the backend's side -------------------------------------------------- */
+
+static int64
+journal_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+journal_token_sha256(const char *token, uint8 digest[PG_SHA256_DIGEST_LENGTH])
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) token, strlen(token)) < 0 ||
+		pg_cryptohash_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute a SHA-256 hash")));
+	}
+	pg_cryptohash_free(ctx);
+}
 
 /* The slot of this database's writer, or -1. */
 static int
@@ -409,25 +486,49 @@ journal_writer_alive(int pgprocno)
 }
 
 /*
+ * A request whose writer is gone before taking it comes back to its
+ * backend: its segment, if any, is unpinned (nobody else will).
+ */
+static bool
+journal_take_back(JournalRequest *request)
+{
+	uint32		state = REQUEST_PENDING;
+
+	if (!pg_atomic_compare_exchange_u32(&request->state, &state, REQUEST_FREE))
+		return false;			/* it did take it, just now */
+	if (request->handle != DSM_HANDLE_INVALID)
+		dsm_unpin_segment(request->handle);
+	explicit_bzero(journal_inline_bytes(cal_my_proc_number()),
+				   JOURNAL_INLINE_BYTES);
+	return true;
+}
+
+/*
  * Waits until the request is no longer pending: DONE or FAILED, or, with
  * the writer gone before it took the request, FREE again.
  */
 static uint32
 journal_wait(JournalRequest *request, int writer)
 {
+	int64		spin_until = journal_now_us() + JOURNAL_SPIN_US;
+
 	for (;;)
 	{
 		uint32		state = pg_atomic_read_u32(&request->state);
 
 		if (state != REQUEST_PENDING)
 			return state;
+		/* Briefly poll first: see JOURNAL_SPIN_US. */
+		if (journal_now_us() < spin_until)
+		{
+			pg_spin_delay();
+			continue;
+		}
 		if (!journal_writer_alive(writer))
 		{
-			state = REQUEST_PENDING;
-			if (pg_atomic_compare_exchange_u32(&request->state, &state,
-											   REQUEST_FREE))
+			if (journal_take_back(request))
 				return REQUEST_FREE;
-			continue;			/* it did take it, just now */
+			continue;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, PG_WAIT_EXTENSION);
@@ -436,17 +537,70 @@ journal_wait(JournalRequest *request, int writer)
 	}
 }
 
-bool
-journal_write(Oid schema, const JournalEntry *entries, int n, const char **why)
+/* What this backend handed over last, until journal_await. */
+static int	handed_writer = -1;
+static int	handed_attempt = 0;
+
+/*
+ * Puts the entries in this backend's request slot (or a pinned segment)
+ * and wakes the writer; false when there is none.  Interrupts are held
+ * meanwhile: a cancel between taking the pairs and handing them over
+ * would lose them.
+ */
+static bool
+journal_post(Oid schema, const JournalEntry *entries, int n, const char **why)
 {
-	JournalRequest *request;
-	dsm_segment *segment;
-	Size		size;
+	JournalRequest *request = &journal_shared->requests[cal_my_proc_number()];
+	Size		size = journal_entries_size(entries, n);
+	dsm_segment *segment = NULL;
 	int			writer;
-	int			attempt;
-	uint32		state;
+
+	if ((writer = journal_writer(why)) < 0)
+		return false;
+	/* A request a cancel left behind is finished first. */
+	(void) journal_wait(request, writer);
+	pg_atomic_write_u32(&request->state, REQUEST_FREE);
+	if (size > JOURNAL_INLINE_BYTES)
+	{
+		segment = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (segment == NULL)
+		{
+			*why = "no dynamic shared memory segment is left";
+			return false;
+		}
+		journal_put_entries(dsm_segment_address(segment), entries, n);
+		/* The writer unpins it, whatever becomes of this backend. */
+		dsm_pin_segment(segment);
+		request->handle = dsm_segment_handle(segment);
+	}
+	else
+	{
+		journal_put_entries(journal_inline_bytes(cal_my_proc_number()),
+							entries, n);
+		request->handle = DSM_HANDLE_INVALID;
+	}
+	request->dbid = MyDatabaseId;
+	request->schema = schema;
+	request->size = size;
+	request->requester = cal_my_proc_number();
+	pg_write_barrier();
+	pg_atomic_write_u32(&request->state, REQUEST_PENDING);
+	SetLatch(&GetPGProcByNumber(writer)->procLatch);
+	if (segment != NULL)
+		dsm_detach(segment);
+	handed_writer = writer;
+	return true;
+}
+
+bool
+journal_hand_over(Oid schema, const JournalEntry *entries, int n,
+				  const char **why)
+{
+	bool		posted;
 
 	*why = NULL;
+	handed_writer = -1;
+	handed_attempt = 0;
 	if (n == 0)
 		return true;
 	if (journal_shared == NULL || MyProc == NULL ||
@@ -455,40 +609,39 @@ journal_write(Oid schema, const JournalEntry *entries, int n, const char **why)
 		*why = "cal_refresh is not in shared_preload_libraries";
 		return false;
 	}
-	request = &journal_shared->requests[cal_my_proc_number()];
-	size = journal_entries_size(entries, n);
-	segment = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	if (segment == NULL)
-	{
-		*why = "no dynamic shared memory segment is left";
-		return false;
-	}
-	journal_put_entries(dsm_segment_address(segment), entries, n);
+	HOLD_INTERRUPTS();
+	posted = journal_post(schema, entries, n, why);
+	RESUME_INTERRUPTS();
+	return posted;
+}
 
-	/* A writer that exits (idle) as the request arrives: once more. */
-	for (attempt = 0;; attempt++)
+bool
+journal_await(Oid schema, const JournalEntry *entries, int n,
+			  const char **why)
+{
+	JournalRequest *request;
+	uint32		state;
+
+	*why = NULL;
+	if (handed_writer < 0)
+		return true;			/* nothing handed over */
+	request = &journal_shared->requests[cal_my_proc_number()];
+	state = journal_wait(request, handed_writer);
+	if (state == REQUEST_FREE && handed_attempt++ == 0)
 	{
-		if ((writer = journal_writer(why)) < 0)
+		/* Its writer exited (idle) as the request arrived: once more. */
+		HOLD_INTERRUPTS();
+		if (!journal_post(schema, entries, n, why))
 		{
-			dsm_detach(segment);
+			RESUME_INTERRUPTS();
+			handed_writer = -1;
 			return false;
 		}
-		/* A request a cancel left behind is finished first. */
-		(void) journal_wait(request, writer);
-		request->dbid = MyDatabaseId;
-		request->schema = schema;
-		request->handle = dsm_segment_handle(segment);
-		request->requester = cal_my_proc_number();
-		pg_write_barrier();
-		pg_atomic_write_u32(&request->state, REQUEST_PENDING);
-		SetLatch(&GetPGProcByNumber(writer)->procLatch);
-		state = journal_wait(request, writer);
-		if (state != REQUEST_FREE || attempt > 0)
-			break;
+		RESUME_INTERRUPTS();
+		state = journal_wait(request, handed_writer);
 	}
+	handed_writer = -1;
 	pg_atomic_write_u32(&request->state, REQUEST_FREE);
-	explicit_bzero(dsm_segment_address(segment), size);
-	dsm_detach(segment);
 	if (state != REQUEST_DONE)
 	{
 		*why = "the journal writer could not write the entry (see the server log)";
@@ -513,16 +666,25 @@ journal_writer_exit(int code, Datum arg)
 	SpinLockRelease(&journal_shared->mutex);
 }
 
-/* Writes one request's entries in a transaction of its own. */
+/*
+ * Writes request i's entries in a transaction of its own, then wipes them
+ * (and unpins their segment): they hold tokens.
+ */
 static bool
-journal_write_request(JournalRequest *request)
+journal_write_request(JournalRequest *request, int i)
 {
 	MemoryContext context = CurrentMemoryContext;
-	dsm_segment *segment = dsm_attach(request->handle);
+	dsm_segment *volatile segment = NULL;
+	char	   *volatile bytes = journal_inline_bytes(i);
 	volatile bool written = false;
 
-	if (segment == NULL)
-		return false;			/* its backend gave up (a cancel) */
+	if (request->handle != DSM_HANDLE_INVALID)
+	{
+		segment = dsm_attach(request->handle);
+		if (segment == NULL)
+			return false;
+		bytes = dsm_segment_address(segment);
+	}
 	PG_TRY();
 	{
 		JournalEntry *entries;
@@ -531,8 +693,11 @@ journal_write_request(JournalRequest *request)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		entries = journal_get_entries(dsm_segment_address(segment),
-									  dsm_segment_map_length(segment), &n);
+		entries = journal_get_entries(bytes, Min(request->size,
+												 segment != NULL ?
+												 dsm_segment_map_length(segment) :
+												 JOURNAL_INLINE_BYTES),
+									  &n);
 		written = journal_store_insert(request->schema, entries, n);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -553,7 +718,14 @@ journal_write_request(JournalRequest *request)
 		written = false;
 	}
 	PG_END_TRY();
-	dsm_detach(segment);
+	if (segment != NULL)
+	{
+		explicit_bzero(bytes, dsm_segment_map_length(segment));
+		dsm_unpin_segment(request->handle);
+		dsm_detach(segment);
+	}
+	else
+		explicit_bzero(bytes, Min(request->size, JOURNAL_INLINE_BYTES));
 	return written;
 }
 
@@ -569,8 +741,8 @@ cal_refresh_journal_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-	/* See the file's header: acknowledged means durable. */
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* See the file's header: the caller's commit makes the entry durable. */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SpinLockAcquire(&journal_shared->mutex);
 	if (journal_shared->writers[writer_slot].dbid != dbid ||
@@ -600,7 +772,7 @@ cal_refresh_journal_main(Datum arg)
 				continue;
 			pg_read_barrier();
 			pg_atomic_write_u32(&request->state,
-								journal_write_request(request) ?
+								journal_write_request(request, i) ?
 								REQUEST_DONE : REQUEST_FAILED);
 			SetLatch(&GetPGProcByNumber(request->requester)->procLatch);
 		}

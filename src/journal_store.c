@@ -19,13 +19,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "journal_store.h"
@@ -33,12 +43,59 @@
 
 #define JOURNAL_TABLE "cal_refresh_journal"
 
+/* Its columns, as the 1.2 script creates them (checked on each lookup). */
+#define JOURNAL_ATT_ID 1
+#define JOURNAL_ATT_TABLE_NAME 2
+#define JOURNAL_ATT_USER_ULID 3
+#define JOURNAL_ATT_SPENT 4
+#define JOURNAL_ATT_ACCESS_TOKEN 5
+#define JOURNAL_ATT_REFRESH_TOKEN 6
+#define JOURNAL_ATT_ACCESS_EXPIRY 7
+#define JOURNAL_ATT_REFRESH_EXPIRY 8
+
+static const struct
+{
+	AttrNumber	attnum;
+	const char *name;
+	Oid			type;
+}			journal_columns[] =
+{
+	{JOURNAL_ATT_ID, "id", INT8OID},
+	{JOURNAL_ATT_TABLE_NAME, "table_name", TEXTOID},
+	{JOURNAL_ATT_USER_ULID, "user_ulid", TEXTOID},
+	{JOURNAL_ATT_SPENT, "spent_token_sha256", BYTEAOID},
+	{JOURNAL_ATT_ACCESS_TOKEN, "access_token", TEXTOID},
+	{JOURNAL_ATT_REFRESH_TOKEN, "refresh_token", TEXTOID},
+	{JOURNAL_ATT_ACCESS_EXPIRY, "access_token_expires_at", TIMESTAMPTZOID},
+	{JOURNAL_ATT_REFRESH_EXPIRY, "refresh_token_expires_at", TIMESTAMPTZOID},
+};
+
+/* Does the table have the columns read directly, where expected? */
+static bool
+journal_store_layout_ok(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	size_t		i;
+
+	for (i = 0; i < lengthof(journal_columns); i++)
+	{
+		Form_pg_attribute att;
+
+		if (journal_columns[i].attnum > desc->natts)
+			return false;
+		att = TupleDescAttr(desc, journal_columns[i].attnum - 1);
+		if (att->attisdropped || att->atttypid != journal_columns[i].type ||
+			strcmp(NameStr(att->attname), journal_columns[i].name) != 0)
+			return false;
+	}
+	return true;
+}
+
 typedef struct JournalTable
 {
 	Oid			relid;
 	Oid			owner;
 	SPIPlanPtr	insert_plan;
-	SPIPlanPtr	find_plan;
 	SPIPlanPtr	forget_plan;
 } JournalTable;
 
@@ -48,36 +105,21 @@ static void
 journal_store_prepare_all(const char *table)
 {
 	JournalTable *t = &journal_table;
-	Oid			insert_types[7] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	Oid			insert_types[7] = {TEXTARRAYOID, TEXTARRAYOID, BYTEAARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID};
-	Oid			find_types[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 	Oid			forget_types[2] = {TEXTOID, TEXTARRAYOID};
 
 	t->insert_plan = spi_pinned_prepare_kept(psprintf(
 		"INSERT INTO %s (table_name, user_ulid, spent_token_sha256, "
 		"access_token, refresh_token, access_token_expires_at, "
 		"refresh_token_expires_at) "
-		"SELECT e.t, e.u, CASE WHEN e.s IS NOT NULL "
-		"THEN sha256(convert_to(e.s, 'UTF8')) END, e.a, e.r, e.ae, e.re "
-		"FROM unnest($1, $2, $3, $4, $5, $6, $7) AS e(t, u, s, a, r, ae, re)",
+		"SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7)",
 		table), 7, insert_types,
 		CURSOR_OPT_GENERIC_PLAN);
-	t->find_plan = spi_pinned_prepare_kept(psprintf(
-		"SELECT u.i, j.access_token, j.refresh_token, "
-		"j.access_token_expires_at, j.refresh_token_expires_at "
-		"FROM unnest($2, $3) WITH ORDINALITY AS u(user_ulid, token, i) "
-		"CROSS JOIN LATERAL (SELECT * FROM %s n "
-		"WHERE n.table_name = $1 AND n.user_ulid = u.user_ulid "
-		"ORDER BY n.id DESC LIMIT 1) j "
-		"WHERE EXISTS (SELECT FROM %s s "
-		"WHERE s.table_name = $1 AND s.user_ulid = u.user_ulid "
-		"AND s.spent_token_sha256 IS NOT DISTINCT FROM "
-		"sha256(convert_to(u.token, 'UTF8')))", table, table),
-		3, find_types, CURSOR_OPT_GENERIC_PLAN);
 	t->forget_plan = spi_pinned_prepare_kept(psprintf(
 		"DELETE FROM %s WHERE table_name = $1 AND user_ulid = ANY ($2)",
-		table), 2, forget_types, 0);
+		table), 2, forget_types, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
@@ -95,7 +137,7 @@ journal_store_begin(Oid schema, SpiPinned *session)
 		return false;
 	if (relid != t->relid)
 	{
-		SPIPlanPtr *plans[] = {&t->insert_plan, &t->find_plan, &t->forget_plan};
+		SPIPlanPtr *plans[] = {&t->insert_plan, &t->forget_plan};
 		size_t		i;
 
 		for (i = 0; i < lengthof(plans); i++)
@@ -151,6 +193,30 @@ journal_time_array(const TimestampTz *times, const bool *has, int n)
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* A bytea[] of n SHA-256 digests, those without has[i] as NULL. */
+static Datum
+journal_sha256_array(const uint8 *digests, const bool *has, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+		SET_VARSIZE(digest, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+		memcpy(VARDATA(digest), digests + i * PG_SHA256_DIGEST_LENGTH,
+			   PG_SHA256_DIGEST_LENGTH);
+		nulls[i] = !has[i];
+		elems[i] = PointerGetDatum(digest);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  BYTEAOID, -1, false, TYPALIGN_INT));
+}
+
 /* Wipes a text[] built here that held tokens, once its statement ran. */
 static void
 journal_wipe_array(Datum array)
@@ -162,95 +228,250 @@ bool
 journal_store_insert(Oid schema, const JournalEntry *entries, int n)
 {
 	SpiPinned	session;
-	const char **columns[5];
+	const char **tables = palloc(sizeof(char *) * Max(n, 1));
+	const char **users = palloc(sizeof(char *) * Max(n, 1));
+	const char **access_tokens = palloc(sizeof(char *) * Max(n, 1));
+	const char **refresh_tokens = palloc(sizeof(char *) * Max(n, 1));
+	uint8	   *spent = palloc(PG_SHA256_DIGEST_LENGTH * Max(n, 1));
+	bool	   *has_spent = palloc(sizeof(bool) * Max(n, 1));
 	TimestampTz *access = palloc(sizeof(TimestampTz) * Max(n, 1));
 	TimestampTz *refresh = palloc(sizeof(TimestampTz) * Max(n, 1));
 	bool	   *has_refresh = palloc(sizeof(bool) * Max(n, 1));
 	Datum		args[7];
 	int			rc;
-	int			c;
 	int			i;
 
 	if (!journal_store_begin(schema, &session))
 		return false;
-	for (c = 0; c < 5; c++)
-		columns[c] = palloc(sizeof(char *) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		columns[0][i] = entries[i].table_name;
-		columns[1][i] = entries[i].user_ulid;
-		columns[2][i] = entries[i].spent_token;
-		columns[3][i] = entries[i].access_token;
-		columns[4][i] = entries[i].refresh_token;
+		tables[i] = entries[i].table_name;
+		users[i] = entries[i].user_ulid;
+		memcpy(spent + i * PG_SHA256_DIGEST_LENGTH, entries[i].spent_sha256,
+			   PG_SHA256_DIGEST_LENGTH);
+		has_spent[i] = entries[i].has_spent;
+		access_tokens[i] = entries[i].access_token;
+		refresh_tokens[i] = entries[i].refresh_token;
 		access[i] = entries[i].access_expires_at;
 		refresh[i] = entries[i].refresh_expires_at;
 		has_refresh[i] = entries[i].has_refresh_expiry;
 	}
-	for (c = 0; c < 5; c++)
-		args[c] = journal_text_array(columns[c], n);
+	args[0] = journal_text_array(tables, n);
+	args[1] = journal_text_array(users, n);
+	args[2] = journal_sha256_array(spent, has_spent, n);
+	args[3] = journal_text_array(access_tokens, n);
+	args[4] = journal_text_array(refresh_tokens, n);
 	args[5] = journal_time_array(access, NULL, n);
 	args[6] = journal_time_array(refresh, has_refresh, n);
 	rc = SPI_execute_plan(journal_table.insert_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	for (c = 2; c < 5; c++)
-		journal_wipe_array(args[c]);
+	journal_wipe_array(args[3]);
+	journal_wipe_array(args[4]);
 	spi_pinned_end(&session);
 	return true;
 }
 
+/*
+ * The index on (table_name, user_ulid), found once per table: the lookup
+ * probes it directly, the cheapest way to ask for a user's few entries.
+ */
+static Oid
+journal_store_user_index(Relation rel)
+{
+	static Oid	known_relid = InvalidOid;
+	static Oid	known_index = InvalidOid;
+	List	   *indexes;
+	ListCell   *lc;
+
+	if (RelationGetRelid(rel) == known_relid)
+		return known_index;
+	known_relid = InvalidOid;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID,
+											ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+		bool		fits;
+
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		index = (Form_pg_index) GETSTRUCT(tuple);
+		fits = index->indnkeyatts >= 2 &&
+			index->indkey.values[0] == JOURNAL_ATT_TABLE_NAME &&
+			index->indkey.values[1] == JOURNAL_ATT_USER_ULID;
+		ReleaseSysCache(tuple);
+		if (fits)
+		{
+			known_index = lfirst_oid(lc);
+			known_relid = RelationGetRelid(rel);
+			break;
+		}
+	}
+	list_free(indexes);
+	if (!OidIsValid(known_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cal_refresh_journal has no index on (table_name, user_ulid)"),
+				 errhint("Reinstall the extension.")));
+	return known_index;
+}
+
+/*
+ * One user's entries: the newest into *pair (in the current memory
+ * context) when one of them supersedes the row's token.
+ */
+static void
+journal_store_find_user(Relation rel, Oid index, Snapshot snapshot,
+						Datum table_name, const char *user,
+						const uint8 *row_token_sha256, bool has_row_token,
+						JournalPair *pair)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	HeapTuple	newest = NULL;
+	int64		newest_id = 0;
+	bool		superseded = false;
+
+	ScanKeyEntryInitialize(&keys[0], 0, JOURNAL_ATT_TABLE_NAME,
+						   BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, table_name);
+	ScanKeyEntryInitialize(&keys[1], 0, JOURNAL_ATT_USER_ULID,
+						   BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ,
+						   CStringGetTextDatum(user));
+	scan = systable_beginscan(rel, index, true, snapshot, 2, keys);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		int64		id;
+		Datum		spent;
+
+		if (pair->n_seen % 4 == 0)
+			pair->seen = pair->seen == NULL ?
+				palloc(sizeof(ItemPointerData) * 4) :
+				repalloc(pair->seen, sizeof(ItemPointerData) * (pair->n_seen + 4));
+		pair->seen[pair->n_seen++] = tuple->t_self;
+		id = DatumGetInt64(heap_getattr(tuple, JOURNAL_ATT_ID, desc, &isnull));
+		spent = heap_getattr(tuple, JOURNAL_ATT_SPENT, desc, &isnull);
+
+		if (isnull)
+			superseded |= !has_row_token;
+		else if (has_row_token)
+		{
+			bytea	   *digest = DatumGetByteaPP(spent);
+
+			superseded |= VARSIZE_ANY_EXHDR(digest) == PG_SHA256_DIGEST_LENGTH &&
+				memcmp(VARDATA_ANY(digest), row_token_sha256,
+					   PG_SHA256_DIGEST_LENGTH) == 0;
+		}
+		if (newest == NULL || id > newest_id)
+		{
+			if (newest != NULL)
+				heap_freetuple(newest);
+			newest = heap_copytuple(tuple);
+			newest_id = id;
+		}
+	}
+	systable_endscan(scan);
+	if (newest != NULL && superseded)
+	{
+		bool		isnull;
+		Datum		value;
+
+		pair->found = true;
+		pair->access_token = TextDatumGetCString(heap_getattr(newest,
+															  JOURNAL_ATT_ACCESS_TOKEN,
+															  desc, &isnull));
+		pair->refresh_token = TextDatumGetCString(heap_getattr(newest,
+															   JOURNAL_ATT_REFRESH_TOKEN,
+															   desc, &isnull));
+		pair->access_expires_at =
+			DatumGetTimestampTz(heap_getattr(newest, JOURNAL_ATT_ACCESS_EXPIRY,
+											 desc, &isnull));
+		value = heap_getattr(newest, JOURNAL_ATT_REFRESH_EXPIRY, desc, &isnull);
+		pair->has_refresh_expiry = !isnull;
+		pair->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+	}
+	if (newest != NULL)
+	{
+		explicit_bzero(newest->t_data, newest->t_len);
+		heap_freetuple(newest);
+	}
+}
+
 void
 journal_store_find(Oid schema, const char *table_name,
-				   const char *const *users, const char *const *row_tokens,
-				   int n, JournalPair *pairs)
+				   const char *const *users, const uint8 *row_token_sha256,
+				   const bool *has_row_token, int n, JournalPair *pairs)
 {
-	MemoryContext caller_context = CurrentMemoryContext;
-	SpiPinned	session;
-	Datum		args[3];
-	int			rc;
-	uint64		r;
+	Oid			relid;
+	Relation	rel;
+	Snapshot	snapshot;
+	Datum		table_datum;
+	int			i;
 
 	memset(pairs, 0, sizeof(JournalPair) * n);
-	if (n == 0 || !journal_store_begin(schema, &session))
+	relid = get_relname_relid(JOURNAL_TABLE, schema);
+	if (n == 0 || !OidIsValid(relid))
 		return;
-	args[0] = CStringGetTextDatum(table_name);
-	args[1] = journal_text_array(users, n);
-	args[2] = journal_text_array(row_tokens, n);
+	rel = table_open(relid, AccessShareLock);
+	if (!journal_store_layout_ok(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cal_refresh_journal does not have the columns this library expects"),
+				 errhint("ALTER EXTENSION cal_refresh UPDATE.")));
 	/*
 	 * The latest snapshot, not the transaction's: under REPEATABLE READ an
 	 * entry another session's writer committed since is still to be seen.
 	 */
-	rc = SPI_execute_snapshot(journal_table.find_plan, args, NULL,
-							  GetLatestSnapshot(), InvalidSnapshot, true,
-							  false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		i = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull)) - 1;
-		JournalPair *pair;
-		MemoryContext spi_context;
-		Datum		value;
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	table_datum = CStringGetTextDatum(table_name);
+	for (i = 0; i < n; i++)
+		journal_store_find_user(rel, journal_store_user_index(rel), snapshot,
+								table_datum, users[i],
+								row_token_sha256 + i * PG_SHA256_DIGEST_LENGTH,
+								has_row_token[i], &pairs[i]);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+}
 
-		if (isnull || i < 0 || i >= n)
-			continue;
-		pair = &pairs[i];
-		spi_context = MemoryContextSwitchTo(caller_context);
-		pair->found = true;
-		pair->access_token = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
-		pair->refresh_token = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
-		pair->access_expires_at =
-			DatumGetTimestampTz(SPI_getbinval(tuple, desc, 4, &isnull));
-		value = SPI_getbinval(tuple, desc, 5, &isnull);
-		pair->has_refresh_expiry = !isnull;
-		pair->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
-		MemoryContextSwitchTo(spi_context);
-	}
-	journal_wipe_array(args[2]);
-	spi_pinned_end(&session);
+void
+journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n)
+{
+	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
+	Relation	rel;
+	Snapshot	snapshot;
+	int			i;
+	int			k;
+
+	if (!OidIsValid(relid))
+		return;
+	for (i = 0; i < n && pairs[i].n_seen == 0; i++)
+		;
+	if (i == n)
+		return;
+	rel = table_open(relid, RowExclusiveLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	for (i = 0; i < n; i++)
+		for (k = 0; k < pairs[i].n_seen; k++)
+		{
+			TM_FailureData failure;
+
+			/*
+			 * An entry someone else deleted meanwhile (the job's pruning) is
+			 * gone all the same: any outcome but an error will do.
+			 */
+			(void) table_tuple_delete(rel, &pairs[i].seen[k],
+									  GetCurrentCommandId(true), snapshot,
+									  InvalidSnapshot, true, &failure, false);
+		}
+	UnregisterSnapshot(snapshot);
+	table_close(rel, RowExclusiveLock);
+	CommandCounterIncrement();
 }
 
 void
@@ -265,7 +486,10 @@ journal_store_forget(Oid schema, const char *table_name,
 		return;
 	args[0] = CStringGetTextDatum(table_name);
 	args[1] = journal_text_array(users, n);
-	rc = SPI_execute_plan(journal_table.forget_plan, args, NULL, false, 0);
+	/* The latest snapshot: the entries just committed by the writer too. */
+	rc = SPI_execute_snapshot(journal_table.forget_plan, args, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, false,
+							  false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	spi_pinned_end(&session);

@@ -16,10 +16,17 @@
 
 #include "journal.h"
 
-/* The newest journaled pair of a user, when its row is stale. */
+#include "storage/itemptr.h"
+
+/*
+ * What the journal holds for one user: the entries seen, and the newest
+ * pair when the row is stale.
+ */
 typedef struct JournalPair
 {
-	bool		found;
+	int			n_seen;			/* entries of the user ... */
+	ItemPointerData *seen;		/* ... where they are */
+	bool		found;			/* the row is stale: the newest pair */
 	char	   *access_token;
 	char	   *refresh_token;
 	TimestampTz access_expires_at;
@@ -38,14 +45,25 @@ extern bool journal_store_insert(Oid schema, const JournalEntry *entries,
 								 int n);
 
 /*
- * For each of n users of table_name whose row holds row_tokens[i] (NULL:
- * none): when the journal shows that token superseded, pairs[i] gets the
- * newest journaled pair, in the caller's memory.  One statement.
+ * For each of n users of table_name whose row holds the refresh token
+ * with the SHA-256 at row_token_sha256 + i * PG_SHA256_DIGEST_LENGTH
+ * (has_row_token[i] false: none): when the journal shows that token
+ * superseded, pairs[i] gets the newest journaled pair, in the caller's
+ * memory.  One statement.
  */
 extern void journal_store_find(Oid schema, const char *table_name,
 							   const char *const *users,
-							   const char *const *row_tokens, int n,
+							   const uint8 *row_token_sha256,
+							   const bool *has_row_token, int n,
 							   JournalPair *pairs);
+
+/*
+ * Deletes, in this transaction (so that a rollback keeps them), the
+ * entries journal_store_find saw for the n users: their rows now hold a
+ * newer pair than any of those.
+ */
+extern void journal_store_forget_seen(Oid schema, const JournalPair *pairs,
+									  int n);
 
 /*
  * Deletes every entry of the n users: their rows now hold the newest pair,

@@ -53,6 +53,7 @@ typedef struct RefreshTask
 	TokenUpdate update;
 	const char *method;			/* the endpoint that issued it, or "journal" */
 	const char *spent_token;	/* the refresh token the row held */
+	JournalPair journal;		/* what the journal held for the user */
 	bool		recovered;		/* the row's pair came from the journal */
 	bool		issued;			/* update is a pair Cal.com just issued */
 	bool		no_call;		/* the adopted pair is good enough */
@@ -284,25 +285,33 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 			  TimestampTz good_until)
 {
 	const char **users = palloc(sizeof(char *) * Max(n_tasks, 1));
-	const char **tokens = palloc(sizeof(char *) * Max(n_tasks, 1));
+	uint8	   *digests = palloc(PG_SHA256_DIGEST_LENGTH * Max(n_tasks, 1));
+	bool	   *has_token = palloc(sizeof(bool) * Max(n_tasks, 1));
 	JournalPair *pairs = palloc(sizeof(JournalPair) * Max(n_tasks, 1));
 	int			i;
+
+	for (i = 0; i < n_tasks; i++)
+		memset(&tasks[i].journal, 0, sizeof(JournalPair));
 
 	if (!OidIsValid(config->extension_schema))
 		return;
 	for (i = 0; i < n_tasks; i++)
 	{
 		users[i] = tasks[i].row.user_ulid;
-		tokens[i] = tasks[i].row.refresh_token;
+		has_token[i] = tasks[i].row.refresh_token != NULL;
+		if (has_token[i])
+			journal_token_sha256(tasks[i].row.refresh_token,
+								 digests + i * PG_SHA256_DIGEST_LENGTH);
 		tasks[i].spent_token = tasks[i].row.refresh_token;
 	}
 	journal_store_find(config->extension_schema, config->table_name, users,
-					   tokens, n_tasks, pairs);
+					   digests, has_token, n_tasks, pairs);
 	for (i = 0; i < n_tasks; i++)
 	{
 		RefreshTask *task = &tasks[i];
 		TokenUpdate *update = &task->update;
 
+		task->journal = pairs[i];
 		if (!pairs[i].found)
 			continue;
 		task->recovered = true;
@@ -329,45 +338,41 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 	}
 }
 
-/*
- * Has the pairs Cal.com just issued committed to the journal, all in one
- * hand-over, before they are stored or returned.  When the journal cannot
- * take them, the call goes on without it, and says so.
- */
-static void
-refresh_journal_issued(const RefreshConfig *config, RefreshTask *tasks,
-					   int n_tasks)
+/* The pairs Cal.com just issued, as journal entries. */
+static JournalEntry *
+refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
+						int n_tasks, int *n)
 {
-	JournalEntry *entries = palloc(sizeof(JournalEntry) * Max(n_tasks, 1));
-	const char *why;
-	int			n = 0;
+	JournalEntry *entries = palloc0(sizeof(JournalEntry) * Max(n_tasks, 1));
 	int			i;
 
-	if (!OidIsValid(config->extension_schema))
-		return;
+	*n = 0;
 	for (i = 0; i < n_tasks; i++)
 	{
 		const TokenUpdate *update = &tasks[i].update;
+		JournalEntry *entry = &entries[*n];
 
 		if (!tasks[i].issued)
 			continue;
-		entries[n].table_name = config->table_name;
-		entries[n].user_ulid = update->user_ulid;
-		entries[n].spent_token = tasks[i].spent_token;
-		entries[n].access_token = update->access_token;
-		entries[n].refresh_token = update->refresh_token;
-		entries[n].access_expires_at = update->access_expires_at;
-		entries[n].has_refresh_expiry = update->has_refresh_expiry;
-		entries[n].refresh_expires_at = update->refresh_expires_at;
-		n++;
+		entry->table_name = config->table_name;
+		entry->user_ulid = update->user_ulid;
+		entry->has_spent = tasks[i].spent_token != NULL;
+		if (entry->has_spent)
+			journal_token_sha256(tasks[i].spent_token, entry->spent_sha256);
+		entry->access_token = update->access_token;
+		entry->refresh_token = update->refresh_token;
+		entry->access_expires_at = update->access_expires_at;
+		entry->has_refresh_expiry = update->has_refresh_expiry;
+		entry->refresh_expires_at = update->refresh_expires_at;
+		(*n)++;
 	}
-	if (n == 0)
-		return;
-	if (!journal_store_exists(config->extension_schema))
-		why = "the extension's objects predate the journal "
-			"(ALTER EXTENSION cal_refresh UPDATE adds it)";
-	else if (journal_write(config->extension_schema, entries, n, &why))
-		return;
+	return entries;
+}
+
+/* The journal did not take the pairs: the call goes on, and says so. */
+static void
+refresh_journal_failed(int n, const char *why)
+{
 	ereport(LOG,
 			(errmsg("cal_refresh: %d new pair(s) not journaled: %s", n, why),
 			 errdetail("Should this transaction not commit, those pairs are lost.")));
@@ -382,8 +387,39 @@ refresh_journal_issued(const RefreshConfig *config, RefreshTask *tasks,
 }
 
 /*
- * Stores every kept pair, then wipes its refresh token (the access token is
- * the result's to return).  In a batch, a pair the table refuses fails its
+ * Hands the pairs Cal.com just issued to the journal writer, all at once;
+ * returns whether refresh_journal_await has to wait for them.
+ */
+static bool
+refresh_journal_hand_over(const RefreshConfig *config,
+						  const JournalEntry *entries, int n)
+{
+	const char *why;
+
+	if (n == 0 || !OidIsValid(config->extension_schema))
+		return false;
+	if (!journal_store_exists(config->extension_schema))
+		why = "the extension's objects predate the journal "
+			"(ALTER EXTENSION cal_refresh UPDATE adds it)";
+	else if (journal_hand_over(config->extension_schema, entries, n, &why))
+		return true;
+	refresh_journal_failed(n, why);
+	return false;
+}
+
+/* Waits until the writer has committed the pairs handed over. */
+static void
+refresh_journal_await(const RefreshConfig *config,
+					  const JournalEntry *entries, int n)
+{
+	const char *why;
+
+	if (!journal_await(config->extension_schema, entries, n, &why))
+		refresh_journal_failed(n, why);
+}
+
+/*
+ * Stores every kept pair.  In a batch, a pair the table refuses fails its
  * user alone; for one user a person waits for, the error goes to them.
  */
 static void
@@ -423,9 +459,18 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 		written[i]->stored = results[i]->success;
 		written[i]->result->recovered = written[i]->recovered;
 	}
-	for (i = 0; i < n; i++)
-		explicit_bzero((char *) updates[i].refresh_token,
-					   strlen(updates[i].refresh_token));
+}
+
+/* Wipes the kept refresh tokens (the access tokens are results). */
+static void
+refresh_wipe_kept(RefreshTask *tasks, int n_tasks)
+{
+	int			i;
+
+	for (i = 0; i < n_tasks; i++)
+		if (tasks[i].has_update)
+			explicit_bzero((char *) tasks[i].update.refresh_token,
+						   strlen(tasks[i].update.refresh_token));
 }
 
 /*
@@ -527,7 +572,7 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 						int n_tasks)
 {
 	const char **succeeded = palloc(sizeof(char *) * n_tasks);
-	const char **stored = palloc(sizeof(char *) * n_tasks);
+	JournalPair *stored = palloc(sizeof(JournalPair) * n_tasks);
 	int			n_succeeded = 0;
 	int			n_stored = 0;
 	int			i;
@@ -539,7 +584,7 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 		const CalResult *result = tasks[i].result;
 
 		if (tasks[i].stored)
-			stored[n_stored++] = result->user_ulid;
+			stored[n_stored++] = tasks[i].journal;
 		if (result->success)
 			succeeded[n_succeeded++] = result->user_ulid;
 		else if (result->recorded)
@@ -548,9 +593,13 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 								 result->backs_off);
 	}
 	failure_store_clear(config->extension_schema, succeeded, n_succeeded);
-	/* Their rows hold the newest pair now, if this transaction commits. */
-	journal_store_forget(config->extension_schema, config->table_name,
-						 stored, n_stored);
+
+	/*
+	 * Their rows hold a newer pair than any entry seen, if this transaction
+	 * commits.  The entries of the pairs just issued stay: the next refresh
+	 * of the user, or the job's pruning, deletes them.
+	 */
+	journal_store_forget_seen(config->extension_schema, stored, n_stored);
 }
 
 /*
@@ -572,6 +621,9 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 											background, start_within_ms);
 	const CalCallResult *call;
 	const char *failing;
+	JournalEntry *entries;
+	int			n_entries;
+	bool		handed_over;
 	void	   *tag;
 	int			i;
 
@@ -585,9 +637,21 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	if (failing != NULL)
 		failing = pstrdup(failing);
 	calcom_batch_end(batch);
-	refresh_journal_issued(config, tasks, n_tasks);
+
+	/*
+	 * The writer commits the new pairs while they are stored in the rows
+	 * and the outcomes recorded; they are returned only once it has.  A
+	 * cancel held back while their requests were under way is raised as
+	 * soon as the writer has them.
+	 */
+	entries = refresh_journal_entries(config, tasks, n_tasks, &n_entries);
+	handed_over = refresh_journal_hand_over(config, entries, n_entries);
+	CHECK_FOR_INTERRUPTS();
 	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
+	if (handed_over)
+		refresh_journal_await(config, entries, n_entries);
+	refresh_wipe_kept(tasks, n_tasks);
 	return failing;
 }
 
