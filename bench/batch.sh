@@ -48,5 +48,6 @@ awk -v p="$par_ms" -v s="$seq_ms" -v n="$users" -v l="$latency_ms" 'BEGIN {
 		p, p / n, rounds, l, rounds * l
 	printf "  max_concurrency = 1:  %6d ms  %6.2f ms per user  (sequential in theory: %d x %d ms = %d ms)\n",
 		s, s / n, n, l, n * l
+	printf "  ratio 32 / its floor: %6.3f\n", p / (rounds * l)
 	printf "  ratio 1 / 32:         %6.1f\n", s / p
 }'

@@ -63,6 +63,7 @@ static int	cal_lock_timeout_ms = 5000;
 static int	cal_max_requests_per_minute = 400;
 static int	cal_max_concurrency = 32;
 static int	cal_job_max_runtime_ms = 4 * 60 * 1000;
+static int	cal_cancel_grace_ms = 1000;
 
 /*
  * Only a library loaded at server start protects api_url and table_name
@@ -218,6 +219,16 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("cal_refresh.cancel_grace",
+							"How long a cancelled refresh waits for the answers "
+							"of requests already sent.",
+							"Cal.com rotates a pair when it answers; waiting lets "
+							"the pair be journaled.  0 cancels at once.",
+							&cal_cancel_grace_ms,
+							1000, 0, 10000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("cal_refresh.job_max_runtime",
 							"Time after which a scheduled refresh starts no "
 							"further batch and no further user.",
@@ -294,6 +305,7 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 	config->client.connect_timeout_ms = cal_connect_timeout_ms;
 	config->client.max_retries = cal_max_retries;
 	config->client.max_requests_per_minute = cal_max_requests_per_minute;
+	config->client.cancel_grace_ms = cal_cancel_grace_ms;
 	return true;
 }
 

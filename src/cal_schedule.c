@@ -158,6 +158,33 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Each run first deletes the journal's entries no row needs any more (so
+ * the journal holds at most about one entry per user refreshed since the
+ * last run), and commits that.
+ */
+static void
+cal_prune_journal(FunctionCallInfo fcinfo, MemoryContext job_context)
+{
+	MemoryContext prune_context = AllocSetContextCreate(job_context,
+														"cal_refresh journal pruning",
+														ALLOCSET_DEFAULT_SIZES);
+	RefreshConfig config;
+	int			pruned;
+
+	MemoryContextSwitchTo(prune_context);
+	cal_batch_config(fcinfo, &config);
+	pruned = refresh_prune_journal(&config);
+	if (pruned > 0)
+		ereport(LOG,
+				(errmsg("cal_refresh: job: %d journal entries pruned", pruned),
+				 errdetail("Their rows hold those pairs or newer ones.")));
+	MemoryContextSwitchTo(job_context);
+	MemoryContextDelete(prune_context);
+	SPI_commit();
+	EnsurePortalSnapshotExists();
+}
+
+/*
  * procedure cal_refresh_expiring_tokens_job(within interval, batch_size int)
  *
  * Batches of cal_refresh_expiring_tokens, each committed, walking the keys
@@ -199,6 +226,8 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect_ext failed");
 	/* SPI's procedure context outlives the commits. */
 	job_context = CurrentMemoryContext;
+
+	cal_prune_journal(fcinfo, job_context);
 
 	for (;;)
 	{

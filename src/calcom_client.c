@@ -100,6 +100,7 @@ struct CalBatch
 	int			service_failures;	/* failed attempts in a row, the
 									 * service's fault */
 	char	   *failing;		/* once stopped: why Cal.com is failing */
+	int64		cancel_by_ms;	/* a cancel is held until then; -1: none */
 	MemoryContext context;
 	MemoryContextCallback cleanup;
 	char	   *base_url;
@@ -253,6 +254,7 @@ calcom_batch_create(const CalClientConfig *config, int max_concurrency,
 		curl_wait_now_ms() + start_within_ms;
 	batch->breaker_limit = Min(CAL_BREAKER_FAILURES,
 							   2 * batch->max_concurrency);
+	batch->cancel_by_ms = -1;
 	batch->context = context;
 	batch->base_url = MemoryContextStrdup(context, config->api_url);
 	len = strlen(batch->base_url);
@@ -601,7 +603,13 @@ calcom_call_not_started(CalBatch *batch, CalCall *call, int64 now_ms)
 {
 	calcom_call_start(batch, call, now_ms);
 	call->result->not_started = true;
-	if (batch->failing != NULL)
+	if (batch->cancel_by_ms >= 0)
+	{
+		call->result->outcome = CAL_TIMEOUT;
+		snprintf(call->result->message, CAL_MESSAGE_MAX,
+				 "not sent: the statement was cancelled");
+	}
+	else if (batch->failing != NULL)
 	{
 		call->result->outcome = CAL_UNAVAILABLE;
 		snprintf(call->result->message, CAL_MESSAGE_MAX,
@@ -620,6 +628,77 @@ calcom_call_not_started(CalBatch *batch, CalCall *call, int64 now_ms)
 }
 
 /*
+ * A cancel held back: nothing more starts, no retry is sent, and the
+ * requests on the wire get until cancel_by_ms to answer.  Returns when
+ * the loop must next wake up.
+ */
+static int64
+calcom_batch_wind_down(CalBatch *batch, int64 now_ms)
+{
+	CalCallQueue *queues[2] = {&batch->urgent, &batch->queued};
+	size_t		q;
+	int			i;
+
+	for (q = 0; q < lengthof(queues); q++)
+		while (!calcom_queue_is_empty(queues[q]))
+			calcom_call_not_started(batch, calcom_queue_pop(queues[q]), now_ms);
+	/* Backwards: a call that finishes leaves this array. */
+	for (i = batch->n_active - 1; i >= 0; i--)
+	{
+		CalCall    *call = batch->active[i];
+
+		if (call->state == CAL_CALL_WAITING)
+		{
+			if (call->attempts == 0)
+			{
+				call->result->outcome = CAL_TIMEOUT;
+				snprintf(call->result->message, CAL_MESSAGE_MAX,
+						 "not sent: the statement was cancelled");
+				call->result->not_started = true;
+			}
+			else
+				calcom_call_note(call, "no retry: the statement was cancelled");
+			calcom_call_finish(call, now_ms);
+		}
+		else if (call->state == CAL_CALL_RUNNING && now_ms >= batch->cancel_by_ms)
+		{
+			calcom_call_drop_transfer(call);
+			call->result->outcome = CAL_TIMEOUT;
+			call->result->request_sent = true;
+			snprintf(call->result->message, CAL_MESSAGE_MAX,
+					 "cancelled: no answer within cal_refresh.cancel_grace");
+			calcom_call_finish(call, now_ms);
+		}
+	}
+	return batch->cancel_by_ms;
+}
+
+/*
+ * A cancel arrived: hold it back while requests are on the wire.  Holding
+ * interrupts keeps any CHECK_FOR_INTERRUPTS on the way (a log line has
+ * one) from raising it before the caller has kept what Cal.com issued;
+ * the caller resumes them (see calcom_batch_cancel_held).
+ */
+static void
+calcom_batch_hold_cancel(CalBatch *batch)
+{
+	int			running = 0;
+	int			i;
+
+	HOLD_INTERRUPTS();
+	batch->cancel_by_ms = curl_wait_now_ms() + batch->config.cancel_grace_ms;
+	for (i = 0; i < batch->n_active; i++)
+		running += batch->active[i]->state == CAL_CALL_RUNNING;
+	if (running > 0)
+		ereport(LOG,
+				(errmsg("cal_refresh: cancel held back for up to %d ms while "
+						"%d request(s) to Cal.com are answered",
+						batch->config.cancel_grace_ms, running),
+				 errdetail("The pairs Cal.com issues are journaled before the "
+						   "cancel takes effect.")));
+}
+
+/*
  * Starts queued calls while there is room, and due attempts of started
  * ones.  Returns when the loop must next wake up for a wait of ours (-1:
  * only for a transfer).
@@ -630,6 +709,9 @@ calcom_batch_advance(CalBatch *batch)
 	int64		now_ms = curl_wait_now_ms();
 	int64		wake_ms = -1;
 	int			i;
+
+	if (batch->cancel_by_ms >= 0)
+		return calcom_batch_wind_down(batch, now_ms);
 
 	/*
 	 * Past the batch's limit, or with Cal.com failing, the users not yet
@@ -705,8 +787,14 @@ calcom_batch_next(CalBatch *batch, void **tag)
 		int64		wake_ms;
 		CURLMcode	mc;
 
-		/* Whatever the loop's state, a cancel is served. */
-		CHECK_FOR_INTERRUPTS();
+		/* Whatever the loop's state, a cancel is served (see the header). */
+		if (batch->cancel_by_ms < 0)
+		{
+			if (batch->config.cancel_grace_ms > 0 && curl_wait_cancel_pending())
+				calcom_batch_hold_cancel(batch);
+			else
+				CHECK_FOR_INTERRUPTS();
+		}
 		if (!calcom_queue_is_empty(&batch->done))
 		{
 			CalCall    *call = calcom_queue_pop(&batch->done);
@@ -722,7 +810,10 @@ calcom_batch_next(CalBatch *batch, void **tag)
 		wake_ms = calcom_batch_advance(batch);
 		if (!calcom_queue_is_empty(&batch->done))
 			continue;
-		mc = curl_wait_run(wake_ms);
+		mc = curl_wait_run(wake_ms,
+						   batch->cancel_by_ms >= 0 ? CURL_WAIT_CANCEL_HOLD :
+						   batch->config.cancel_grace_ms > 0 ?
+						   CURL_WAIT_CANCEL_RETURN : CURL_WAIT_CANCEL_RAISE);
 		if (mc != CURLM_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYSTEM_ERROR),
@@ -736,4 +827,10 @@ const char *
 calcom_batch_failing(const CalBatch *batch)
 {
 	return batch->failing;
+}
+
+bool
+calcom_batch_cancel_held(const CalBatch *batch)
+{
+	return batch->cancel_by_ms >= 0;
 }

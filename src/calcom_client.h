@@ -31,6 +31,7 @@ typedef struct CalClientConfig
 	int			connect_timeout_ms;
 	int			max_retries;	/* after 429, 5xx, resets (see .c) */
 	int			max_requests_per_minute;	/* cluster-wide; 0: unlimited */
+	int			cancel_grace_ms;	/* see calcom_batch_next; 0: none */
 } CalClientConfig;
 
 typedef enum CalEndpoint
@@ -103,6 +104,13 @@ extern void calcom_batch_add_force_refresh(CalBatch *batch,
  * Waits for the next call to finish and returns its result and tag, or
  * NULL once every call has been returned.  The result stays valid until
  * the next call of calcom_batch_next or calcom_batch_end; it is wiped then.
+ *
+ * A cancel (statement_timeout, termination) raises at once, unless
+ * config->cancel_grace_ms is set: then the batch holds it back, starts
+ * nothing more (what was not sent comes back as not_started), waits up to
+ * that long for the requests on the wire, gives up those still
+ * unanswered, and returns what it has; the caller keeps what Cal.com
+ * issued and then lets the cancel raise (calcom_batch_cancel_held).
  */
 extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
 
@@ -112,6 +120,13 @@ extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
  * come back as not_started; those under way were not retried.
  */
 extern const char *calcom_batch_failing(const CalBatch *batch);
+
+/*
+ * Did the batch hold a cancel back?  Then interrupts are held too: the
+ * caller keeps what it must, then calls RESUME_INTERRUPTS and
+ * CHECK_FOR_INTERRUPTS, which raises the cancel.
+ */
+extern bool calcom_batch_cancel_held(const CalBatch *batch);
 
 /* Ends the batch: stops what still runs, wipes and frees. */
 extern void calcom_batch_end(CalBatch *batch);

@@ -10,7 +10,9 @@
  * record which sockets and which deadline curl needs; the run loop sleeps
  * in a WaitEventSet holding those sockets and the latch, hands readiness
  * back to curl, and calls CHECK_FOR_INTERRUPTS at every wake-up, so a
- * cancel, statement_timeout or pg_terminate_backend takes effect at once.
+ * cancel, statement_timeout or pg_terminate_backend takes effect at once;
+ * or, when the caller asks for it, leaves a cancel pending so that the
+ * answers on their way can still be had (see cal_refresh.cancel_grace).
  * PostgreSQL 15 cannot remove an event from a set, so the set is rebuilt
  * when curl adds or drops a socket; a changed interest in an existing
  * socket is a cheap ModifyWaitEvent.  Knows nothing of Cal.com.
@@ -221,9 +223,29 @@ curl_wait_detach(CURL *easy)
 	timer_armed = false;
 }
 
+bool
+curl_wait_cancel_pending(void)
+{
+	return InterruptPending && (QueryCancelPending || ProcDiePending) &&
+		INTERRUPTS_CAN_BE_PROCESSED();
+}
+
+/*
+ * Serves interrupts as on_cancel says; true when the wait is to end
+ * (a cancel arrived and the caller wants it back).
+ */
+static bool
+curl_wait_interrupts(CurlWaitCancel on_cancel)
+{
+	if (on_cancel != CURL_WAIT_CANCEL_RAISE && curl_wait_cancel_pending())
+		return on_cancel == CURL_WAIT_CANCEL_RETURN;
+	CHECK_FOR_INTERRUPTS();
+	return false;
+}
+
 /* Sleeps on the latch alone until until_ms, for a wait with no transfer. */
 static void
-curl_wait_sleep_until(int64 until_ms)
+curl_wait_sleep_until(int64 until_ms, CurlWaitCancel on_cancel)
 {
 	int64		left;
 
@@ -232,12 +254,13 @@ curl_wait_sleep_until(int64 until_ms)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 (long) Min(left, CAL_MAX_SLEEP_MS), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		if (curl_wait_interrupts(on_cancel))
+			return;
 	}
 }
 
 CURLMcode
-curl_wait_run(int64 until_ms)
+curl_wait_run(int64 until_ms, CurlWaitCancel on_cancel)
 {
 	int			running = 0;
 	CURLMcode	mc;
@@ -245,7 +268,7 @@ curl_wait_run(int64 until_ms)
 	if (n_attached == 0)
 	{
 		if (until_ms >= 0)
-			curl_wait_sleep_until(until_ms);
+			curl_wait_sleep_until(until_ms, on_cancel);
 		return CURLM_OK;
 	}
 
@@ -288,7 +311,8 @@ curl_wait_run(int64 until_ms)
 				mc = curl_multi_socket_action(wait_multi, events[i].fd, mask,
 											  &running);
 		}
-		CHECK_FOR_INTERRUPTS();
+		if (curl_wait_interrupts(on_cancel))
+			break;
 
 		if (mc == CURLM_OK && running == n_attached &&
 			(n == 0 || (timer_armed && timer_due_ms <= curl_wait_now_ms())))

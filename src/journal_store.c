@@ -439,6 +439,62 @@ journal_store_find(Oid schema, const char *table_name,
 	table_close(rel, AccessShareLock);
 }
 
+char	  **
+journal_store_users(Oid schema, const char *table_name, int *n)
+{
+	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	  **users = NULL;
+	char	   *last = NULL;
+	int			capacity = 0;
+
+	*n = 0;
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, AccessShareLock);
+	if (!journal_store_layout_ok(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cal_refresh_journal does not have the columns this library expects"),
+				 errhint("ALTER EXTENSION cal_refresh UPDATE.")));
+	ScanKeyEntryInitialize(&key, 0, JOURNAL_ATT_TABLE_NAME,
+						   BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ,
+						   CStringGetTextDatum(table_name));
+	/* In index order: a user's entries follow one another. */
+	index = index_open(journal_store_user_index(rel), AccessShareLock);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan_ordered(rel, index, snapshot, 1, &key);
+	while ((tuple = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		char	   *user = TextDatumGetCString(heap_getattr(tuple,
+															JOURNAL_ATT_USER_ULID,
+															RelationGetDescr(rel),
+															&isnull));
+
+		if (last != NULL && strcmp(last, user) == 0)
+			continue;
+		if (*n == capacity)
+		{
+			capacity = Max(16, capacity * 2);
+			users = users == NULL ? palloc(sizeof(char *) * capacity) :
+				repalloc(users, sizeof(char *) * capacity);
+		}
+		users[(*n)++] = last = user;
+	}
+	systable_endscan_ordered(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return users;
+}
+
 void
 journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n)
 {

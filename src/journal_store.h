@@ -57,6 +57,9 @@ extern void journal_store_find(Oid schema, const char *table_name,
 							   const bool *has_row_token, int n,
 							   JournalPair *pairs);
 
+/* The users of table_name with entries (palloc'd; *n of them). */
+extern char **journal_store_users(Oid schema, const char *table_name, int *n);
+
 /*
  * Deletes, in this transaction (so that a rollback keeps them), the
  * entries journal_store_find saw for the n users: their rows now hold a

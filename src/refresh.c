@@ -624,6 +624,7 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	JournalEntry *entries;
 	int			n_entries;
 	bool		handed_over;
+	bool		cancel_held;
 	void	   *tag;
 	int			i;
 
@@ -636,6 +637,7 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	failing = calcom_batch_failing(batch);
 	if (failing != NULL)
 		failing = pstrdup(failing);
+	cancel_held = calcom_batch_cancel_held(batch);
 	calcom_batch_end(batch);
 
 	/*
@@ -646,6 +648,8 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	 */
 	entries = refresh_journal_entries(config, tasks, n_tasks, &n_entries);
 	handed_over = refresh_journal_hand_over(config, entries, n_entries);
+	if (cancel_held)
+		RESUME_INTERRUPTS();
 	CHECK_FOR_INTERRUPTS();
 	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
@@ -868,4 +872,59 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 		journal_store_forget(config->extension_schema, config->table_name,
 							 &user_ulid, 1);
 	}
+}
+
+int
+refresh_prune_journal(const RefreshConfig *config)
+{
+	int			n_users;
+	char	  **users;
+	uint8	   *digests;
+	bool	   *has_token;
+	bool	   *has_row;
+	JournalPair *pairs;
+	int			n_obsolete = 0;
+	int			n_entries = 0;
+	int			i;
+
+	if (!OidIsValid(config->extension_schema) ||
+		!journal_store_exists(config->extension_schema))
+		return 0;
+	users = journal_store_users(config->extension_schema, config->table_name,
+								&n_users);
+	if (n_users == 0)
+		return 0;
+	digests = palloc(PG_SHA256_DIGEST_LENGTH * n_users);
+	has_token = palloc(sizeof(bool) * n_users);
+	has_row = palloc(sizeof(bool) * n_users);
+	pairs = palloc(sizeof(JournalPair) * n_users);
+	for (i = 0; i < n_users; i++)
+	{
+		TokenRow	row;
+		char	   *problem = NULL;
+		TokenStoreStatus status = token_store_read_row(config->table_name,
+													   users[i], &row,
+													   &problem);
+
+		if (status == TOKEN_STORE_TABLE_INVALID)
+			return 0;			/* the batches will say why */
+		has_row[i] = status == TOKEN_STORE_OK;
+		has_token[i] = has_row[i] && row.refresh_token != NULL;
+		if (has_token[i])
+			journal_token_sha256(row.refresh_token,
+								 digests + i * PG_SHA256_DIGEST_LENGTH);
+	}
+	journal_store_find(config->extension_schema, config->table_name,
+					   (const char *const *) users, digests, has_token,
+					   n_users, pairs);
+	for (i = 0; i < n_users; i++)
+	{
+		/* A stale row still needs its entries; others, and the gone, not. */
+		if (has_row[i] && pairs[i].found)
+			continue;
+		n_entries += pairs[i].n_seen;
+		pairs[n_obsolete++] = pairs[i];
+	}
+	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete);
+	return n_entries;
 }

@@ -126,4 +126,11 @@ extern void refresh_store_given_tokens(const RefreshConfig *config,
 									   TimestampTz refresh_expires_at,
 									   CalResult *result);
 
+/*
+ * Deletes the journal's entries that no row needs any more: those of users
+ * whose row is not stale (it holds a pair no entry supersedes) or is gone.
+ * Returns how many went.  In the caller's transaction.
+ */
+extern int	refresh_prune_journal(const RefreshConfig *config);
+
 #endif							/* REFRESH_H */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cancel, statement_timeout and pg_terminate_backend during a hung Cal.com
-# call: 57014 (or the end of the session) within 50 ms of the signal, and a
-# backend that works afterwards, Cal.com handle included.
+# call with cal_refresh.cancel_grace = 0: 57014 (or the end of the session)
+# within 50 ms of the signal, and a backend that works afterwards, Cal.com
+# handle included.  31_cancel_grace.sh covers the grace.
 set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
 
@@ -58,6 +59,7 @@ out_file=$CAL_WORK/cancel.out
 cpsql main "$db" -At -v ON_ERROR_STOP=0 >"$out_file" 2>&1 <<'SQL' &
 SET application_name = 'cal_cancel_victim';
 SET cal_refresh.timeout = '60s';
+SET cal_refresh.cancel_grace = 0;
 SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
 \echo sqlstate=:LAST_ERROR_SQLSTATE
 SELECT 'alive';
@@ -90,6 +92,7 @@ like "$out" $'alive\nrefresh' "the backend answers and refreshes again after the
 $CAL_STANDIN_CTL fault refresh hang
 out=$(cpsql main "$db" -At -v ON_ERROR_STOP=0 2>&1 <<'SQL'
 SET cal_refresh.timeout = '60s';
+SET cal_refresh.cancel_grace = 0;
 SET statement_timeout = '300ms';
 \timing on
 SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
@@ -112,6 +115,7 @@ $CAL_STANDIN_CTL fault refresh hang
 cpsql main "$db" -At -v ON_ERROR_STOP=0 >"$out_file" 2>&1 <<'SQL' &
 SET application_name = 'cal_terminate_victim';
 SET cal_refresh.timeout = '60s';
+SET cal_refresh.cancel_grace = 0;
 SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
 SQL
 victim=$!

@@ -23,7 +23,9 @@ run_case() {
 	$CAL_STANDIN_CTL reset
 	$CAL_STANDIN_CTL seed 801 "$rt"
 	[ "$endpoint" = force ] && rt=""
+	# A new world: Cal.com, the row and the journal start over.
 	cpsql main "$db" -c "DELETE FROM public.\"CalendarIntegration\"" \
+		-c "DELETE FROM cal_refresh_journal" \
 		-c "INSERT INTO public.\"CalendarIntegration\" VALUES
 			('01F', 'at-old', NULLIF('$rt', ''), now(), 801)" >/dev/null
 	[ "$endpoint" = refresh ] && $CAL_STANDIN_CTL fault force_refresh status --status 401 --count -1

@@ -36,7 +36,10 @@ for pair in t_journal1:01J1:2501 t_journal2:01J2:2502; do
 done
 
 # A server stopped with -m immediate after the call returned, before the
-# caller's COMMIT: the entry was durable when the call returned.
+# caller's COMMIT.  The writer commits asynchronously: the entry is durable
+# once the WAL is flushed past it, within 3 x wal_writer_delay (README,
+# "How durable the journal is"); the test waits for that flush, not for a
+# time.
 cpsql main t_journal1 -At >/dev/null 2>&1 <<'SQL' &
 SET application_name = 'cal_crash';
 BEGIN;
@@ -47,6 +50,9 @@ SQL
 crashed=$!
 poll_until t_journal1 "SELECT count(*) = 1 FROM pg_stat_activity
 	WHERE application_name = 'cal_crash' AND query LIKE '%pg_sleep%'"
+lsn=$(cpsql main t_journal1 -At -c "SELECT pg_current_wal_insert_lsn()")
+poll_until t_journal1 "SELECT pg_current_wal_flush_lsn() >= '$lsn'" 300 ||
+	not_ok "the WAL was flushed within 3 s"
 as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -m immediate -w stop >/dev/null
 wait "$crashed" 2>/dev/null || true
 as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -l "$CAL_WORK/main/server.log" -w -t 120 \
@@ -57,7 +63,47 @@ out=$(cpsql main t_journal1 -At -F '|' -c "SELECT method, recovered_from_journal
 	FROM cal_refresh_user_tokens('01J3')")
 is "$out" "refresh|t" "the pair issued before the crash is recovered from the journal"
 is "$($CAL_STANDIN_CTL calls force_refresh)" "force_refresh=0" "no force refresh was sent"
+cpsql main t_journal1 -c "CALL cal_refresh_expiring_tokens_job()" >/dev/null
 is "$(cpsql main t_journal1 -At -c "SELECT count(*) FROM cal_refresh_journal")" 0 \
-	"the journal ends empty once the rows are current"
+	"the journal ends empty once the rows are current and the job has run"
+
+# 10,000 refreshes, each in its own transaction as an application makes
+# them, over 100 users: the journal keeps at most one entry per user, the
+# job's pruning leaves it empty once the rows are current, and the
+# writer's private memory does not grow.
+$CAL_STANDIN_CTL reset
+$CAL_STANDIN_CTL seed-many 2600 100 rt-10k
+make_test_db t_journal3
+cpsql main t_journal3 -c "INSERT INTO public.\"CalendarIntegration\"
+	SELECT '01K' || i, 'a', 'rt-10k-' || i, now(), i FROM generate_series(2600, 2699) i" >/dev/null
+loop="DO \$\$ BEGIN FOR i IN 1..:n LOOP
+	PERFORM cal_refresh_user_tokens('01K' || (2600 + i % 100)); COMMIT; END LOOP; END \$\$;"
+out=$(cpsql main t_journal3 -At <<SQL
+${loop//:n/2000}
+SELECT pid AS writer FROM pg_stat_activity WHERE backend_type = 'cal_refresh journal writer'
+	AND datname = current_database() \gset
+\setenv WPID :writer
+\! echo rss=\$(awk '/^RssAnon/ {print \$2}' /proc/\$WPID/status)
+${loop//:n/8000}
+\! echo rss=\$(awk '/^RssAnon/ {print \$2}' /proc/\$WPID/status)
+SELECT 'entries=' || count(*) || ' users=' || count(DISTINCT user_ulid) FROM cal_refresh_journal;
+SQL
+)
+is "$($CAL_STANDIN_CTL calls)" "refresh=10000 force_refresh=0" "10,000 refreshes, no force refresh"
+is "$(sed -n 's/^entries=//p' <<<"$out")" "100 users=100" \
+	"the journal holds one entry per user: the pair the row holds"
+rss=($(sed -n 's/^rss=//p' <<<"$out"))
+grow=$(( ${rss[1]:-99999} - ${rss[0]:-0} ))
+[ -n "${rss[1]:-}" ] && [ "$grow" -le 512 ] &&
+	ok "the writer's private memory grew by at most 512 kB over 8,000 entries ($grow kB)" ||
+	not_ok "the writer's private memory grew by at most 512 kB over 8,000 entries" "${rss[*]:-}"
+cpsql main t_journal3 -c "CALL cal_refresh_expiring_tokens_job()" >/dev/null
+is "$(cpsql main t_journal3 -At -c "SELECT count(*) FROM cal_refresh_journal")" 0 \
+	"after the job's pruning the journal is empty"
+is "$(cpsql main t_journal3 -At -F ' ' -c "SELECT \"calManagedUserId\", \"calRefreshToken\"
+	FROM public.\"CalendarIntegration\" WHERE \"userUlid\" LIKE '01K%'" |
+	$CAL_STANDIN_CTL check-current | tail -1)" "100 current, 0 not current" "every row is current"
+like "$(grep 'journal entries pruned' "$CAL_WORK/main/server.log" | tail -1)" \
+	"job: 100 journal entries pruned" "the job's pruning is logged"
 $CAL_STANDIN_CTL reset
 t_done

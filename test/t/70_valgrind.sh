@@ -12,7 +12,7 @@ vgdir=$CAL_WORK/valgrind
 install -d -m 777 "$vgdir"
 wrapper=$vgdir/postgres
 # PostgreSQL writes WAL pages whose padding it never initialises (its own
-# valgrind.supp says so too); the journal writer's commit flushes WAL.
+# valgrind.supp says so too); our statements may flush WAL (a full buffer).
 cat >"$vgdir/postgres.supp" <<'SUPP'
 {
    postgres-wal-page-padding
@@ -98,6 +98,24 @@ UPDATE public."CalendarIntegration" SET "calAccessTokenExpiresAt" = now();
 SET statement_timeout = '500ms';
 SELECT count(*) FROM cal_refresh_expiring_tokens();
 RESET statement_timeout;
+-- The journal: a rollback and its recovery; a cancel held back while the
+-- answer comes; the job's pruning.
+\! $CAL_STANDIN_CTL reset
+\! $CAL_STANDIN_CTL seed 951 rt-vg-journal
+UPDATE public."CalendarIntegration" SET "calRefreshToken" = 'rt-vg-journal'
+WHERE "userUlid" = '01VG';
+BEGIN;
+SELECT method FROM cal_refresh_user_tokens('01VG');
+ROLLBACK;
+SELECT 'recovered=' || recovered_from_journal FROM cal_refresh_user_tokens('01VG');
+\! $CAL_STANDIN_CTL latency 1500
+SET cal_refresh.cancel_grace = '5s';
+SET statement_timeout = '1s';
+SELECT method FROM cal_refresh_user_tokens('01VG');
+RESET statement_timeout;
+\! $CAL_STANDIN_CTL latency 0
+SELECT method FROM cal_refresh_user_tokens('01VG');
+CALL cal_refresh_expiring_tokens_job();
 SQL
 like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
 like "$(cat "$vgdir/session.out")" "batch=11/11" "...batches too"
@@ -105,6 +123,7 @@ like "$(cat "$vgdir/session.out")" "many=299/300 refused=01VGR297: the new token
 	"...a batch of 300 with a user late in key order refused, its message intact"
 like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout" \
 	"...and a batch cancelled half way"
+like "$(cat "$vgdir/session.out")" "recovered=true" "...and a pair recovered from the journal"
 cluster_stop vg
 trap - EXIT
 
