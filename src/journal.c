@@ -36,8 +36,6 @@
  */
 #include "postgres.h"
 
-#include <time.h>
-
 #include "access/xact.h"
 #include "common/cryptohash.h"
 #include "miscadmin.h"
@@ -68,14 +66,6 @@
  * about 2 kB at most).  A larger hand-over, a batch's, takes a segment.
  */
 #define JOURNAL_INLINE_BYTES 8192
-
-/*
- * A backend polls for the acknowledgement this long before it sleeps on
- * its latch: the writer usually answers within it, and neither then pays
- * for a signal and a wake-up (tens of microseconds each on a virtual
- * machine).  It bounds the CPU time a wait can burn.
- */
-#define JOURNAL_SPIN_US 150
 
 /* How long a backend waits for a writer to start. */
 #define JOURNAL_START_TIMEOUT_MS 10000
@@ -336,14 +326,6 @@ journal_get_entries(const char *p, Size size, int *n)
 
 /* --- the backend's side -------------------------------------------------- */
 
-static int64
-journal_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void
 journal_token_sha256(const char *token, uint8 digest[PG_SHA256_DIGEST_LENGTH])
@@ -510,20 +492,12 @@ journal_take_back(JournalRequest *request)
 static uint32
 journal_wait(JournalRequest *request, int writer)
 {
-	int64		spin_until = journal_now_us() + JOURNAL_SPIN_US;
-
 	for (;;)
 	{
 		uint32		state = pg_atomic_read_u32(&request->state);
 
 		if (state != REQUEST_PENDING)
 			return state;
-		/* Briefly poll first: see JOURNAL_SPIN_US. */
-		if (journal_now_us() < spin_until)
-		{
-			pg_spin_delay();
-			continue;
-		}
 		if (!journal_writer_alive(writer))
 		{
 			if (journal_take_back(request))

@@ -55,19 +55,19 @@
 
 static const struct
 {
-	AttrNumber	attnum;
 	const char *name;
 	Oid			type;
+	AttrNumber	attnum;
 }			journal_columns[] =
 {
-	{JOURNAL_ATT_ID, "id", INT8OID},
-	{JOURNAL_ATT_TABLE_NAME, "table_name", TEXTOID},
-	{JOURNAL_ATT_USER_ULID, "user_ulid", TEXTOID},
-	{JOURNAL_ATT_SPENT, "spent_token_sha256", BYTEAOID},
-	{JOURNAL_ATT_ACCESS_TOKEN, "access_token", TEXTOID},
-	{JOURNAL_ATT_REFRESH_TOKEN, "refresh_token", TEXTOID},
-	{JOURNAL_ATT_ACCESS_EXPIRY, "access_token_expires_at", TIMESTAMPTZOID},
-	{JOURNAL_ATT_REFRESH_EXPIRY, "refresh_token_expires_at", TIMESTAMPTZOID},
+	{"id", INT8OID, JOURNAL_ATT_ID},
+	{"table_name", TEXTOID, JOURNAL_ATT_TABLE_NAME},
+	{"user_ulid", TEXTOID, JOURNAL_ATT_USER_ULID},
+	{"spent_token_sha256", BYTEAOID, JOURNAL_ATT_SPENT},
+	{"access_token", TEXTOID, JOURNAL_ATT_ACCESS_TOKEN},
+	{"refresh_token", TEXTOID, JOURNAL_ATT_REFRESH_TOKEN},
+	{"access_token_expires_at", TIMESTAMPTZOID, JOURNAL_ATT_ACCESS_EXPIRY},
+	{"refresh_token_expires_at", TIMESTAMPTZOID, JOURNAL_ATT_REFRESH_EXPIRY},
 };
 
 /* Does the table have the columns read directly, where expected? */

@@ -122,7 +122,8 @@ demo)
 	;;
 bench)
 	setup
-	for b in "$CAL_TOP"/bench/*.sh; do
+	# BENCH=name runs bench/name.sh alone.
+	for b in "$CAL_TOP"/bench/${BENCH:-*}.sh; do
 		[ -e "$b" ] && bash "$b"
 	done
 	;;
