@@ -13,7 +13,9 @@
  * wakes the writer, and later sleeps on its latch, interruptibly, until
  * the writer has committed them and says so.  Once handed over, the
  * entries no longer depend on the backend: should it fail or be cancelled
- * before the acknowledgement, the writer still commits them.
+ * before the acknowledgement, the writer still commits them, and the
+ * aborting (sub)transaction waits for that before it releases the row lock,
+ * so that the next refresh of the user finds them.
  *
  * One writer serves one database (a worker connects to one); the first
  * backend of a database that needs one starts it as a dynamic background
@@ -53,6 +55,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "journal.h"
@@ -66,6 +69,9 @@
  * about 2 kB at most).  A larger hand-over, a batch's, takes a segment.
  */
 #define JOURNAL_INLINE_BYTES 8192
+
+/* How long an aborting transaction waits for its entries' commit. */
+#define JOURNAL_ABORT_WAIT_MS 5000
 
 /* How long a backend waits for a writer to start. */
 #define JOURNAL_START_TIMEOUT_MS 10000
@@ -566,13 +572,80 @@ journal_post(Oid schema, const JournalEntry *entries, int n, const char **why)
 	return true;
 }
 
+/*
+ * The (sub)transaction that handed entries over is aborting before their
+ * acknowledgement (a cancel held back, an error while storing): it keeps
+ * the user's row locked until the writer has committed them, at most
+ * JOURNAL_ABORT_WAIT_MS, so that whoever locks the row next finds them.
+ * Interrupts are held during an abort; the wait is bounded instead.
+ */
+static void
+journal_wait_at_abort(void)
+{
+	JournalRequest *request;
+	TimestampTz deadline;
+
+	if (handed_writer < 0 || journal_shared == NULL)
+		return;
+	request = &journal_shared->requests[cal_my_proc_number()];
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   JOURNAL_ABORT_WAIT_MS);
+	while (pg_atomic_read_u32(&request->state) == REQUEST_PENDING)
+	{
+		if (!journal_writer_alive(handed_writer))
+		{
+			if (journal_take_back(request))
+				break;
+			continue;
+		}
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ereport(LOG,
+					(errmsg("cal_refresh: the journal writer did not acknowledge "
+							"new pairs within %d ms of an abort",
+							JOURNAL_ABORT_WAIT_MS),
+					 errdetail("It still writes them.")));
+			handed_writer = -1;
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	handed_writer = -1;
+	if (pg_atomic_read_u32(&request->state) != REQUEST_PENDING)
+		pg_atomic_write_u32(&request->state, REQUEST_FREE);
+}
+
+static void
+journal_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		journal_wait_at_abort();
+}
+
+static void
+journal_subxact_callback(SubXactEvent event, SubTransactionId subid,
+						 SubTransactionId parent, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		journal_wait_at_abort();
+}
+
 bool
 journal_hand_over(Oid schema, const JournalEntry *entries, int n,
 				  const char **why)
 {
+	static bool callbacks_registered = false;
 	bool		posted;
 
 	*why = NULL;
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(journal_xact_callback, NULL);
+		RegisterSubXactCallback(journal_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
 	handed_writer = -1;
 	handed_attempt = 0;
 	if (n == 0)

@@ -186,6 +186,46 @@ wait "$victim" || true
 like "$(cat "$CAL_WORK/g_idle.out")" "sqlstate=57014" "waiting to retry: 57014"
 between "$ms" 0 50 "waiting to retry, with nothing on the wire: the cancel is prompt"
 
+# --- inside PL/pgSQL EXCEPTION blocks (subtransactions) --------------------
+# Since PostgreSQL 17 a WaitEventSet belongs to a resource owner: one that
+# a subtransaction's abort frees must not be ours to free again.  A cancel
+# caught by the block (grace 0, then a held cancel), a failing call caught
+# by it, then further calls in the same session.
+fresh
+reset_user 7107
+reset_user 7108
+$CAL_STANDIN_CTL fault refresh hang --count 1
+$CAL_STANDIN_CTL fault refresh latency --latency-ms 400 --count 1
+$CAL_STANDIN_CTL fault refresh status --status 500 --count 1
+victim g_subxact "SET cal_refresh.cancel_grace = 0;" \
+	"DO \$\$ BEGIN PERFORM cal_refresh_user_tokens('01G7107');
+	EXCEPTION WHEN query_canceled THEN RAISE NOTICE 'caught: %', SQLERRM; END \$\$;" \
+	"RESET cal_refresh.cancel_grace;" \
+	"DO \$\$ BEGIN PERFORM cal_refresh_user_tokens('01G7107');
+	EXCEPTION WHEN query_canceled THEN RAISE NOTICE 'caught again: %', SQLERRM; END \$\$;" \
+	"SET cal_refresh.max_retries = 0;" \
+	"UPDATE $table SET \"calAccessTokenExpiresAt\" = now() - interval '1 minute'
+	WHERE \"userUlid\" = '01G7108';" \
+	"DO \$\$ BEGIN PERFORM cal_access_token('01G7108');
+	EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'caught a failure: %', SQLSTATE; END \$\$;" \
+	"SELECT 'after=' || method || '/' || recovered_from_journal FROM cal_refresh_user_tokens('01G7107');"
+wait_in_flight g_subxact || not_ok "the first request went out"
+ms=$(signal_ms pg_cancel_backend g_subxact)
+wait_in_flight g_subxact 2 || not_ok "the second request went out"
+ms2=$(signal_ms pg_cancel_backend g_subxact)
+wait "$victim" || true
+out=$(cat "$CAL_WORK/g_subxact.out")
+like "$out" "caught: canceling statement due to user request" \
+	"a cancel at once (grace 0) is caught by an EXCEPTION block"
+like "$out" "caught again: canceling statement due to user request" \
+	"a held cancel is caught by an EXCEPTION block after the answer came"
+like "$out" "caught a failure: 58000" "a failing call is caught by an EXCEPTION block"
+like "$out" "after=refresh/true" \
+	"the session refreshes afterwards, with the pair the held cancel journaled"
+is "$(grep -c -E 'terminated by signal|double free|invalid memory alloc|resource .* leaked' \
+	"$CAL_WORK/main/server.log" || true)" 0 "no backend crashed, nothing leaked"
+is "$($CAL_STANDIN_CTL calls force_refresh)" "force_refresh=0" "no force refresh"
+
 # --- a job over 300 users at 200 ms, cancelled mid-run ---------------------
 fresh
 cpsql main "$db" -c "DELETE FROM $table" >/dev/null
