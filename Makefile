@@ -38,7 +38,8 @@ PG_CPPFLAGS = -Isrc
 PG_CFLAGS = -std=c99 -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers
 
-PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# The newest PostgreSQL installed, unless PG_CONFIG names another.
+PG_CONFIG ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/pg_config))),pg_config)
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 ifneq ($(wildcard $(PGXS)),)
@@ -48,7 +49,7 @@ endif
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: demo test bench print-regress
+.PHONY: demo test bench print-regress test-matrix
 
 demo:
 	@bash test/harness.sh demo
@@ -61,6 +62,11 @@ bench:
 
 print-regress:
 	@echo $(REGRESS)
+
+# The whole suite in fresh chroots of Debian trixie (PostgreSQL 17) and sid
+# (18), and the Debian package installed in another; as root.
+test-matrix:
+	@bash test/matrix.sh
 
 # The valgrind run of test/t/70_valgrind.sh alone (it is part of make test).
 .PHONY: valgrind

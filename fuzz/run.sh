@@ -10,7 +10,7 @@
 # Exits with the fuzzer's status; 2 when the target cannot be built.  The
 # last line is "fuzz: N runs in S s, no crash" on a clean run.
 #
-# Needs clang with its fuzzer runtime (Debian: clang, libclang-rt-14-dev)
+# Needs clang with its fuzzer runtime (Debian: clang, libclang-rt-N-dev (N: clang's major))
 # and cJSON (Debian: libcjson-dev).
 set -euo pipefail
 
@@ -30,7 +30,7 @@ esac
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 if ! command -v clang >/dev/null 2>&1; then
-	echo "fuzz: clang not found; install Debian's clang and libclang-rt-14-dev" >&2
+	echo "fuzz: clang not found; install Debian's clang and libclang-rt-N-dev (N: clang's major)" >&2
 	exit 2
 fi
 
@@ -54,7 +54,7 @@ EOF
 if ! clang -fsanitize=fuzzer,address,undefined "$work/probe.c" \
 	-o "$work/probe" >"$work/probe.log" 2>&1; then
 	sed 's/^/  /' "$work/probe.log" >&2
-	echo "fuzz: clang's fuzzer runtime is missing; install Debian's clang and libclang-rt-14-dev" >&2
+	echo "fuzz: clang's fuzzer runtime is missing; install Debian's clang and libclang-rt-N-dev (N: clang's major)" >&2
 	exit 2
 fi
 

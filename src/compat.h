@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * compat.h
- *		Every difference between PostgreSQL (13-17) and libcurl versions
+ *		Every difference between PostgreSQL (15-18) and libcurl versions
  *		that cal_refresh cares about, in one place.
  *
  *-------------------------------------------------------------------------
@@ -14,10 +14,15 @@
 
 #include <curl/curl.h>
 
-/* PostgreSQL 17 ties a WaitEventSet to a resource owner, not a context. */
+/*
+ * PostgreSQL 17 ties a WaitEventSet to a resource owner, not a context.
+ * Ours lives across transactions and is freed by curl_wait.c alone: owned
+ * by the transaction's resource owner, an aborted (sub)transaction would
+ * free it under our feet, and our own cleanup free it again.
+ */
 #if PG_VERSION_NUM >= 170000
 #define cal_create_wait_event_set(nevents) \
-	CreateWaitEventSet(CurrentResourceOwner, (nevents))
+	CreateWaitEventSet(NULL, (nevents))
 #else
 #define cal_create_wait_event_set(nevents) \
 	CreateWaitEventSet(CurrentMemoryContext, (nevents))

@@ -34,6 +34,14 @@ spi_pinned_begin(SpiPinned *session, Oid run_as)
 	session->guc_nest_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * auto_explain (PostgreSQL 16 on) logs the parameters of the statements
+	 * it explains, and ours carry tokens: none of them, for our statements.
+	 */
+	if (GetConfigOption("auto_explain.log_parameter_max_length", true, false) != NULL)
+		(void) set_config_option("auto_explain.log_parameter_max_length", "0",
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 	session->switched_user = false;
 	if (OidIsValid(run_as))
 		spi_pinned_run_as(session, run_as);

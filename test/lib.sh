@@ -7,9 +7,40 @@
 # clusters as themself and uses sudo only for packages and `make install`.
 
 CAL_TOP=${CAL_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 CAL_CLIENT_ID=${CAL_CLIENT_ID:-cal-test-client}
+
+# The distribution's own PostgreSQL major (bookworm 15, trixie 17, sid 18),
+# from its "postgresql" package.
+distribution_pg_major() {
+	local v
+	v=$(apt-cache depends postgresql 2>/dev/null |
+		sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+	if [ -z "$v" ]; then
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+		v=$(apt-cache depends postgresql 2>/dev/null |
+			sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+	fi
+	printf '%s\n' "$v"
+}
+
+# The PostgreSQL the harness uses: the one PG_CONFIG names, else the newest
+# server installed, else the distribution's own (ensure_packages installs
+# it).  Exported, so the test scripts agree with the harness.
+pick_pg_major() {
+	local v=""
+	if [ -n "${PG_MAJOR:-}" ]; then
+		v=$PG_MAJOR
+	elif [ -n "${PG_CONFIG:-}" ] && [ -x "$PG_CONFIG" ]; then
+		v=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+	fi
+	[ -n "$v" ] || v=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null |
+		sed 's|^/usr/lib/postgresql/\([0-9]*\)/.*|\1|' | sort -n | tail -1)
+	[ -n "$v" ] || v=$(distribution_pg_major)
+	[ -n "$v" ] || { echo "no PostgreSQL major found (is apt set up?)" >&2; return 1; }
+	PG_MAJOR=$v
+	PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+	export PG_MAJOR
+}
 
 if [ "$(id -u)" -eq 0 ]; then
 	SUDO=""
@@ -20,6 +51,7 @@ else
 fi
 
 export CAL_PG_OS_USER=$PG_OS_USER
+pick_pg_major
 
 # Debian's interpreter (installed below) starts faster than a version
 # manager's shim, and the tests start it hundreds of times.
@@ -40,13 +72,30 @@ as_pg() {
 	fi
 }
 
+# The clang major Debian's "clang" stands for (its fuzzer runtime is
+# libclang-rt-N-dev).
+clang_major() {
+	if command -v clang >/dev/null 2>&1; then
+		clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1
+	else
+		apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9]*\)$/\1/p' | head -1
+	fi
+}
+
 # Install the Debian packages the build, the clusters and the tests need,
-# but only those missing, so a prepared machine pays nothing.
+# but only those missing, so a prepared machine pays nothing.  With
+# CAL_INSTALLED=1 the extension comes from its Debian package: only what
+# runs the demo is wanted.
 ensure_packages() {
-	local wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
-		postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
-		libc6-dev python3 ca-certificates openssl clang libclang-rt-14-dev valgrind"
-	local missing="" p
+	local wanted missing="" p
+	if [ "${CAL_INSTALLED:-0}" = 1 ]; then
+		wanted="postgresql-$PG_MAJOR python3 ca-certificates openssl"
+	else
+		wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
+			postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
+			libc6-dev python3 ca-certificates openssl clang valgrind"
+		[ -n "$(clang_major)" ] && wanted="$wanted libclang-rt-$(clang_major)-dev"
+	fi
 	for p in $wanted; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing="$missing $p"
@@ -57,6 +106,13 @@ ensure_packages() {
 	# shellcheck disable=SC2086
 	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends $missing >&2
+	# clang came just now: its runtime follows its major.
+	if [ "${CAL_INSTALLED:-0}" != 1 ] && [ -n "$(clang_major)" ] &&
+		! dpkg-query -W -f='${Status}' "libclang-rt-$(clang_major)-dev" 2>/dev/null |
+		grep -q 'install ok installed'; then
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "libclang-rt-$(clang_major)-dev" >&2
+	fi
 	pick_python
 }
 
