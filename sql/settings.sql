@@ -11,7 +11,10 @@ SHOW cal_refresh.ca_file;
 -- Durations take units.
 SET cal_refresh.timeout = '2s';
 SHOW cal_refresh.timeout;
-SET cal_refresh.timeout = 50;          -- below the minimum
+-- Below the minimum: 22023 (the message's wording changed in PostgreSQL 17).
+\set VERBOSITY sqlstate
+SET cal_refresh.timeout = 50;
+\set VERBOSITY default
 RESET cal_refresh.timeout;
 
 -- A misspelt setting is an error, not a silent placeholder.

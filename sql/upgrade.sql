@@ -22,10 +22,15 @@ SELECT success, error_code FROM cal_refresh_user_tokens('01UPBROKEN');
 
 ALTER EXTENSION cal_refresh UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'cal_refresh';
-SELECT pg_describe_object(classid, objid, 0) AS object
-FROM pg_depend
-WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cal_refresh')
+-- (Without the row and array types PostgreSQL makes along with a table or
+-- type: from 17 on they are listed as members too.)
+SELECT pg_describe_object(d.classid, d.objid, 0) AS object
+FROM pg_depend d
+LEFT JOIN pg_type t ON d.classid = 'pg_type'::regclass AND t.oid = d.objid
+LEFT JOIN pg_class c ON c.oid = t.typrelid
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cal_refresh')
+  AND (t.oid IS NULL OR (t.typcategory <> 'A' AND coalesce(c.relkind, 'c') = 'c'))
 ORDER BY 1;
 
 -- Now failures are recorded, and the new functions answer.

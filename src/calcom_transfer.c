@@ -60,12 +60,23 @@ calcom_transfer_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 }
 
 /*
- * Hands curl the request body.  Deliberately no seek callback: when a
+ * Hands curl the request body.  It can be rewound only while none of it
+ * has been read (curl 8 rewinds at the start of every upload): when a
  * kept-alive connection dies after the body went out, libcurl would
  * silently re-send the request on a new connection, spending a refresh
- * token twice.  Without a way to rewind, it fails the transfer instead
- * (CURLE_SEND_FAIL_REWIND), and the fallback rules decide.
+ * token twice.  Unable to rewind, it fails the transfer instead
+ * (CURLE_SEND_FAIL_REWIND), and the retry and fallback rules decide.
  */
+static int
+calcom_transfer_seek_cb(void *userp, curl_off_t offset, int origin)
+{
+	CalTransfer *transfer = (CalTransfer *) userp;
+
+	if (offset == 0 && origin == SEEK_SET && transfer->request_offset == 0)
+		return CURL_SEEKFUNC_OK;
+	return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static size_t
 calcom_transfer_read_cb(char *buffer, size_t size, size_t nitems, void *userp)
 {
@@ -259,6 +270,8 @@ calcom_transfer_set_options(const CalClientConfig *config, const char *url,
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) transfer->request_len);
 	curl_easy_setopt(easy, CURLOPT_READFUNCTION, calcom_transfer_read_cb);
 	curl_easy_setopt(easy, CURLOPT_READDATA, transfer);
+	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, calcom_transfer_seek_cb);
+	curl_easy_setopt(easy, CURLOPT_SEEKDATA, transfer);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, calcom_transfer_header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);

@@ -58,8 +58,9 @@ run_regress() {
 		>"$outdir/pg_regress.out" 2>&1
 	set -e
 	cat "$outdir/pg_regress.out"
-	regress_passed=$(grep -cE '\.\.\. ok' "$outdir/pg_regress.out" || true)
-	regress_failed=$(grep -cE '\.\.\. FAILED' "$outdir/pg_regress.out" || true)
+	# "test ... ok" up to PostgreSQL 15; TAP lines ("ok 1 - test") from 16.
+	regress_passed=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' "$outdir/pg_regress.out" || true)
+	regress_failed=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$outdir/pg_regress.out" || true)
 	if [ "$regress_failed" -gt 0 ] && [ -f "$outdir/regression.diffs" ]; then
 		head -c 20000 "$outdir/regression.diffs"
 	fi

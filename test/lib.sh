@@ -13,11 +13,11 @@ CAL_CLIENT_ID=${CAL_CLIENT_ID:-cal-test-client}
 # from its "postgresql" package.
 distribution_pg_major() {
 	local v
-	v=$(apt-cache depends postgresql 2>/dev/null |
+	v=$( (apt-cache depends postgresql 2>/dev/null || true) |
 		sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
 	if [ -z "$v" ]; then
 		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-		v=$(apt-cache depends postgresql 2>/dev/null |
+		v=$( (apt-cache depends postgresql 2>/dev/null || true) |
 			sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
 	fi
 	printf '%s\n' "$v"
@@ -33,7 +33,7 @@ pick_pg_major() {
 	elif [ -n "${PG_CONFIG:-}" ] && [ -x "$PG_CONFIG" ]; then
 		v=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
 	fi
-	[ -n "$v" ] || v=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null |
+	[ -n "$v" ] || v=$( (ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null || true) |
 		sed 's|^/usr/lib/postgresql/\([0-9]*\)/.*|\1|' | sort -n | tail -1)
 	[ -n "$v" ] || v=$(distribution_pg_major)
 	[ -n "$v" ] || { echo "no PostgreSQL major found (is apt set up?)" >&2; return 1; }
@@ -78,7 +78,8 @@ clang_major() {
 	if command -v clang >/dev/null 2>&1; then
 		clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -1
 	else
-		apt-cache depends clang 2>/dev/null | sed -n 's/^ *Depends: clang-\([0-9]*\)$/\1/p' | head -1
+		(apt-cache depends clang 2>/dev/null || true) |
+			sed -n 's/^ *Depends: clang-\([0-9]*\)$/\1/p' | head -1
 	fi
 }
 

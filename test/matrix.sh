@@ -95,8 +95,9 @@ copy_source() {
 }
 
 run_release() {
-	local release=$1 dir=$base/$release pristine=$base/$release-package
-	local out major summary package=failed
+	local release=$1
+	local dir=$base/$release pristine=$base/$release-package
+	local major summary package=failed
 	log "== $release: a fresh minimal chroot"
 	make_root "$release" "$dir"
 	# A copy before anything is installed, for the package's own test.

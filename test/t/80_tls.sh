@@ -9,11 +9,16 @@ tls=$CAL_WORK/tls
 install -d -m 755 "$tls"
 (
 	cd "$tls"
+	# The extensions a strict verifier (Python 3.13's default) demands.
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-		-subj "/CN=cal_refresh test CA" 2>/dev/null
+		-subj "/CN=cal_refresh test CA" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" \
+		-addext "subjectKeyIdentifier=hash" 2>/dev/null
 	openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
 		-subj "/CN=localhost" 2>/dev/null
-	printf 'subjectAltName=DNS:localhost\n' >san.ext
+	printf '%s\n' 'subjectAltName=DNS:localhost' 'basicConstraints=critical,CA:FALSE' \
+		'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' \
+		'subjectKeyIdentifier=hash' 'authorityKeyIdentifier=keyid:always' >san.ext
 	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
 		-out server.pem -days 2 -extfile san.ext 2>/dev/null
 	chmod 644 ca.pem
