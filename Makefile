@@ -86,3 +86,55 @@ lint:
 		-Isrc -I$(shell $(PG_CONFIG) --includedir-server) src
 	clang-tidy --quiet src/*.c -- -Isrc \
 		-I$(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
+
+# ---------------------------------------------------------------------------
+# Packaging.  cal_refresh.control's default_version is the one version:
+# META.json carries it as SemVer (1.2 -> 1.2.0), debian/changelog as is.
+
+# Root runs apt-get itself; anyone else through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq --no-install-recommends
+# The majors `make deb` builds for: every postgresql-server-dev-NN installed
+# (pg_buildext intersects them with debian/pgversions); a list such as
+# PG_SUPPORTED_VERSIONS="15 17" works too.
+PG_SUPPORTED_VERSIONS ?= installed
+
+.PHONY: deb check-version check-meta
+
+# The Debian packages postgresql-NN-cal-refresh, built in a temporary copy
+# (debian/control regenerated there for the majors at hand), copied to dist/.
+# Installs the build dependencies it lacks; runs no test.
+deb:
+	@set -e; \
+	if ! dpkg-checkbuilddeps >/dev/null 2>&1; then \
+		$(APT_GET) update; \
+		$(APT_GET) build-dep '$(CURDIR)'; \
+	fi; \
+	$(MAKE) --no-print-directory check-version; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/cal-refresh"; \
+	tar -cf - --exclude-vcs --exclude=./dist --exclude='*.o' --exclude='*.so' \
+		--exclude='*.bc' . | tar -xf - -C "$$tmp/cal-refresh"; \
+	cd "$$tmp/cal-refresh"; \
+	PG_SUPPORTED_VERSIONS='$(PG_SUPPORTED_VERSIONS)' pg_buildext updatecontrol; \
+	PG_SUPPORTED_VERSIONS='$(PG_SUPPORTED_VERSIONS)' \
+	DEB_BUILD_OPTIONS="noautodbgsym $${DEB_BUILD_OPTIONS:-}" \
+		dpkg-buildpackage -us -uc -b; \
+	mkdir -p '$(CURDIR)/dist'; \
+	rm -f '$(CURDIR)'/dist/*.deb; \
+	cp "$$tmp"/*.deb '$(CURDIR)/dist/'; \
+	echo "built:"; ls -1 '$(CURDIR)'/dist/*.deb
+
+
+# Fails unless META.json and debian/changelog carry default_version.
+check-version:
+	@perl -MJSON::PP -e 1 2>/dev/null || { $(APT_GET) update; $(APT_GET) install perl; }
+	@perl test/check_version.pl
+
+# Neither PGXN's validator (PGXN::Meta::Validator) nor its schemas are
+# packaged in Debian or npm: this checks META.json against PGXN Meta Spec
+# 1.0.0 (required and known keys, SemVer, terms, tags, licenses, prereqs,
+# resources, files that exist).
+check-meta:
+	@perl -MJSON::PP -e 1 2>/dev/null || { $(APT_GET) update; $(APT_GET) install perl; }
+	@perl test/check_meta.pl META.json

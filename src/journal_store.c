@@ -154,14 +154,28 @@ journal_store_begin(Oid schema, SpiPinned *session)
 	return true;
 }
 
+/* An array of elemtype of the n elems, NULL where nulls[i]. */
+static Datum
+journal_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval,
+											  typalign));
+}
+
 /* A text[] of n strings, NULL ones as NULL elements. */
 static Datum
 journal_text_array(const char *const *strings, int n)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -169,8 +183,7 @@ journal_text_array(const char *const *strings, int n)
 		nulls[i] = strings[i] == NULL;
 		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strings[i]);
 	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  TEXTOID, -1, false, TYPALIGN_INT));
+	return journal_array(elems, nulls, n, TEXTOID);
 }
 
 /* A timestamptz[] of n values, those without has[i] as NULL. */
@@ -179,8 +192,6 @@ journal_time_array(const TimestampTz *times, const bool *has, int n)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -188,9 +199,7 @@ journal_time_array(const TimestampTz *times, const bool *has, int n)
 		nulls[i] = has != NULL && !has[i];
 		elems[i] = TimestampTzGetDatum(times[i]);
 	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  TIMESTAMPTZOID, sizeof(TimestampTz),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return journal_array(elems, nulls, n, TIMESTAMPTZOID);
 }
 
 /* A bytea[] of n SHA-256 digests, those without has[i] as NULL. */
@@ -199,8 +208,6 @@ journal_sha256_array(const uint8 *digests, const bool *has, int n)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -213,8 +220,7 @@ journal_sha256_array(const uint8 *digests, const bool *has, int n)
 		nulls[i] = !has[i];
 		elems[i] = PointerGetDatum(digest);
 	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  BYTEAOID, -1, false, TYPALIGN_INT));
+	return journal_array(elems, nulls, n, BYTEAOID);
 }
 
 /* Wipes a text[] built here that held tokens, once its statement ran. */

@@ -94,7 +94,7 @@ ensure_packages() {
 	else
 		wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
 			postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
-			libc6-dev python3 ca-certificates openssl clang valgrind"
+			libc6-dev python3 perl ca-certificates openssl clang valgrind"
 		[ -n "$(clang_major)" ] && wanted="$wanted libclang-rt-$(clang_major)-dev"
 	fi
 	for p in $wanted; do
@@ -264,6 +264,32 @@ poll_until() {
 		sleep 0.01
 	done
 	return 1
+}
+
+# signal_ms DB FUNCTION NAME: sends pg_cancel_backend or pg_terminate_backend
+# to the session named NAME; prints the milliseconds until it stopped running
+# a statement that mentions cal_ (measured on the server, 10 s at most).
+signal_ms() {
+	cpsql main "$1" -At 2>&1 <<SQL | sed -n 's/.*ms=//p'
+DO \$\$
+DECLARE
+	victim int := (SELECT pid FROM pg_stat_activity WHERE application_name = '$3');
+	t0 timestamptz;
+BEGIN
+	PERFORM $2(victim);
+	t0 := clock_timestamp();
+	LOOP
+		PERFORM pg_stat_clear_snapshot();
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+							  WHERE pid = victim AND state = 'active'
+							  AND query LIKE '%cal_%');
+		EXIT WHEN clock_timestamp() - t0 > interval '10 s';
+		PERFORM pg_sleep(0.001);
+	END LOOP;
+	RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000);
+END
+\$\$;
+SQL
 }
 
 # --- assertions for test/t/*.sh: TAP-like lines the harness counts --------

@@ -131,7 +131,7 @@ run_release() {
 			apt-get install -y -qq --no-install-recommends /debs/*.deb make python3
 			cd /src/cal_refresh && CAL_INSTALLED=1 make demo' \
 			>"$base/$release.package.log" 2>&1 &&
-			grep -q 'demo: refreshed' "$base/$release.package.log"; then
+			grep -q 'Cal.com stand-in calls: refresh=1 force_refresh=0' "$base/$release.package.log"; then
 			package=ok
 		fi
 		unmount_all "$pristine"

@@ -27,32 +27,6 @@ wait_for_extension_wait() {
 	return 1
 }
 
-# Sends signal function $1 (pg_cancel_backend, pg_terminate_backend) to the
-# session named $2 and prints the milliseconds until that session stopped
-# running the call, measured on the server.
-signal_and_time() {
-	cpsql main "$db" -At <<SQL
-DO \$\$
-DECLARE
-	victim int := (SELECT pid FROM pg_stat_activity WHERE application_name = '$2');
-	t0 timestamptz;
-BEGIN
-	PERFORM $1(victim);
-	t0 := clock_timestamp();
-	LOOP
-		PERFORM pg_stat_clear_snapshot();
-		EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
-							  WHERE pid = victim AND state = 'active'
-							  AND query LIKE '%cal_refresh_user_tokens%');
-		EXIT WHEN clock_timestamp() - t0 > interval '5 s';
-		PERFORM pg_sleep(0.001);
-	END LOOP;
-	RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000);
-END
-\$\$;
-SQL
-}
-
 # --- pg_cancel_backend ----------------------------------------------------
 $CAL_STANDIN_CTL fault refresh hang
 out_file=$CAL_WORK/cancel.out
@@ -79,7 +53,7 @@ activity=$(cpsql main "$db" -At -c "SELECT query FROM pg_stat_activity")
 is "$(grep -c -F -f "$CAL_WORK/tokens-now" <<<"$activity" || true)" 0 \
 	"pg_stat_activity holds no token during the call"
 
-ms=$(signal_and_time pg_cancel_backend cal_cancel_victim 2>&1 | sed -n 's/.*ms=//p')
+ms=$(signal_ms "$db" pg_cancel_backend cal_cancel_victim)
 wait "$victim" || true
 out=$(cat "$out_file")
 like "$out" "sqlstate=57014" "pg_cancel_backend raises 57014"
@@ -120,7 +94,7 @@ SELECT error_code FROM cal_refresh_user_tokens('01CANCEL');
 SQL
 victim=$!
 wait_for_extension_wait cal_terminate_victim || true
-ms=$(signal_and_time pg_terminate_backend cal_terminate_victim 2>&1 | sed -n 's/.*ms=//p')
+ms=$(signal_ms "$db" pg_terminate_backend cal_terminate_victim)
 wait "$victim" || true
 like "$(cat "$out_file")" "terminating connection due to administrator command" \
 	"pg_terminate_backend ends the session"

@@ -40,30 +40,6 @@ wait_in_flight() {
 		done
 	return 1
 }
-# signal_ms FUNCTION NAME: sends pg_cancel_backend or pg_terminate_backend
-# to session NAME; prints the milliseconds until its call ended (server side).
-signal_ms() {
-	cpsql main "$db" -At 2>&1 <<SQL | sed -n 's/.*ms=//p'
-DO \$\$
-DECLARE
-	victim int := (SELECT pid FROM pg_stat_activity WHERE application_name = '$2');
-	t0 timestamptz;
-BEGIN
-	PERFORM $1(victim);
-	t0 := clock_timestamp();
-	LOOP
-		PERFORM pg_stat_clear_snapshot();
-		EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
-							  WHERE pid = victim AND state = 'active'
-							  AND query LIKE '%cal_%');
-		EXIT WHEN clock_timestamp() - t0 > interval '10 s';
-		PERFORM pg_sleep(0.001);
-	END LOOP;
-	RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000);
-END
-\$\$;
-SQL
-}
 # recovered ID: the next refresh of 01G<ID> recovers the journaled pair,
 # sends no force refresh, and leaves the row current.
 recovered() {
@@ -98,7 +74,7 @@ reset_user 7101
 $CAL_STANDIN_CTL latency 400
 victim g_cancel "SELECT method FROM cal_refresh_user_tokens('01G7101');"
 wait_in_flight g_cancel || not_ok "the request went out"
-ms=$(signal_ms pg_cancel_backend g_cancel)
+ms=$(signal_ms "$db" pg_cancel_backend g_cancel)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_cancel.out")" "sqlstate=57014" "the cancel still raises 57014"
 between "$ms" 150 950 "the cancel waited for the answer, not for the whole grace"
@@ -130,7 +106,7 @@ reset_user 7103
 $CAL_STANDIN_CTL latency 400
 victim g_terminate "SELECT method FROM cal_refresh_user_tokens('01G7103');"
 wait_in_flight g_terminate || not_ok "the request went out"
-ms=$(signal_ms pg_terminate_backend g_terminate)
+ms=$(signal_ms "$db" pg_terminate_backend g_terminate)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_terminate.out")" "terminating connection due to administrator command" \
 	"pg_terminate_backend still ends the session"
@@ -144,7 +120,7 @@ $CAL_STANDIN_CTL latency 400
 victim g_nograce "SET cal_refresh.cancel_grace = 0;" \
 	"SELECT method FROM cal_refresh_user_tokens('01G7104');"
 wait_in_flight g_nograce || not_ok "the request went out"
-ms=$(signal_ms pg_cancel_backend g_nograce)
+ms=$(signal_ms "$db" pg_cancel_backend g_nograce)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_nograce.out")" "sqlstate=57014" "grace 0: 57014"
 between "$ms" 0 50 "grace 0: the cancel takes effect at once"
@@ -164,7 +140,7 @@ $CAL_STANDIN_CTL fault refresh hang
 victim g_hang "SET cal_refresh.cancel_grace = '300ms';" \
 	"SELECT method FROM cal_refresh_user_tokens('01G7105');"
 wait_in_flight g_hang || not_ok "the request went out"
-ms=$(signal_ms pg_cancel_backend g_hang)
+ms=$(signal_ms "$db" pg_cancel_backend g_hang)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_hang.out")" "sqlstate=57014" "hung request: 57014"
 between "$ms" 280 450 "hung request: given up after the grace of 300 ms"
@@ -181,7 +157,7 @@ for _ in $(seq 1 500); do
 	$CAL_STANDIN_CTL requests | grep -q '"status": 503' && break
 	sleep 0.01
 done
-ms=$(signal_ms pg_cancel_backend g_idle)
+ms=$(signal_ms "$db" pg_cancel_backend g_idle)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_idle.out")" "sqlstate=57014" "waiting to retry: 57014"
 between "$ms" 0 50 "waiting to retry, with nothing on the wire: the cancel is prompt"
@@ -243,7 +219,7 @@ for _ in $(seq 1 1000); do
 	[ "$n" -ge 150 ] && break
 	sleep 0.01
 done
-ms=$(signal_ms pg_cancel_backend g_job)
+ms=$(signal_ms "$db" pg_cancel_backend g_job)
 wait "$victim" || true
 like "$(cat "$CAL_WORK/g_job.out")" "sqlstate=57014" "the job was cancelled mid-run"
 between "$ms" 0 950 "the cancelled job ended within the grace"
