@@ -119,7 +119,9 @@ run_release() {
 	log "== $release: the Debian package, built there and installed in a fresh chroot"
 	[[ " $parts " == *" package "* ]] || package="not built"
 	if [ "$package" != "not built" ] &&
-		in_root "$dir" /bin/bash -c 'cd /src/cal_refresh && make deb' \
+		in_root "$dir" /bin/bash -c 'set -e
+			command -v make >/dev/null || { apt-get update -qq; apt-get install -y -qq make; }
+			cd /src/cal_refresh && make deb' \
 		>"$base/$release.deb.log" 2>&1; then
 		mount_root "$pristine"
 		mkdir -p "$pristine/debs"
