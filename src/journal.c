@@ -537,8 +537,16 @@ journal_post(Oid schema, const JournalEntry *entries, int n, const char **why)
 
 	if ((writer = journal_writer(why)) < 0)
 		return false;
-	/* A request a cancel left behind is finished first. */
-	(void) journal_wait(request, writer);
+	/*
+	 * A request an abort stopped waiting for (the writer is stuck) still
+	 * holds the slot: no waiting for it here, with interrupts held.
+	 */
+	if (pg_atomic_read_u32(&request->state) == REQUEST_PENDING &&
+		(journal_writer_alive(writer) || !journal_take_back(request)))
+	{
+		*why = "the journal writer has not finished this session's previous entries";
+		return false;
+	}
 	pg_atomic_write_u32(&request->state, REQUEST_FREE);
 	if (size > JOURNAL_INLINE_BYTES)
 	{

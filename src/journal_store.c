@@ -325,6 +325,27 @@ journal_store_user_index(Relation rel)
 }
 
 /*
+ * Opens the journal, checking that it has the columns read directly; NULL
+ * when the extension's objects have none (older than 1.2).
+ */
+static Relation
+journal_store_open(Oid schema, LOCKMODE lockmode)
+{
+	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
+	Relation	rel;
+
+	if (!OidIsValid(relid))
+		return NULL;
+	rel = table_open(relid, lockmode);
+	if (!journal_store_layout_ok(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cal_refresh_journal does not have the columns this library expects"),
+				 errhint("ALTER EXTENSION cal_refresh UPDATE.")));
+	return rel;
+}
+
+/*
  * One user's entries: the newest into *pair (in the current memory
  * context) when one of them supersedes the row's token.
  */
@@ -377,7 +398,10 @@ journal_store_find_user(Relation rel, Oid index, Snapshot snapshot,
 		if (newest == NULL || id > newest_id)
 		{
 			if (newest != NULL)
+			{
+				explicit_bzero(newest->t_data, newest->t_len);
 				heap_freetuple(newest);
+			}
 			newest = heap_copytuple(tuple);
 			newest_id = id;
 		}
@@ -385,22 +409,30 @@ journal_store_find_user(Relation rel, Oid index, Snapshot snapshot,
 	systable_endscan(scan);
 	if (newest != NULL && superseded)
 	{
+		bool		null_access;
+		bool		null_refresh;
+		bool		null_expiry;
 		bool		isnull;
+		Datum		access = heap_getattr(newest, JOURNAL_ATT_ACCESS_TOKEN,
+										  desc, &null_access);
+		Datum		refresh = heap_getattr(newest, JOURNAL_ATT_REFRESH_TOKEN,
+										   desc, &null_refresh);
+		Datum		expiry = heap_getattr(newest, JOURNAL_ATT_ACCESS_EXPIRY,
+										  desc, &null_expiry);
 		Datum		value;
 
-		pair->found = true;
-		pair->access_token = TextDatumGetCString(heap_getattr(newest,
-															  JOURNAL_ATT_ACCESS_TOKEN,
-															  desc, &isnull));
-		pair->refresh_token = TextDatumGetCString(heap_getattr(newest,
-															   JOURNAL_ATT_REFRESH_TOKEN,
-															   desc, &isnull));
-		pair->access_expires_at =
-			DatumGetTimestampTz(heap_getattr(newest, JOURNAL_ATT_ACCESS_EXPIRY,
-											 desc, &isnull));
-		value = heap_getattr(newest, JOURNAL_ATT_REFRESH_EXPIRY, desc, &isnull);
-		pair->has_refresh_expiry = !isnull;
-		pair->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+		/* The columns are NOT NULL; a hand-edited entry is not adopted. */
+		if (!null_access && !null_refresh && !null_expiry)
+		{
+			pair->found = true;
+			pair->access_token = TextDatumGetCString(access);
+			pair->refresh_token = TextDatumGetCString(refresh);
+			pair->access_expires_at = DatumGetTimestampTz(expiry);
+			value = heap_getattr(newest, JOURNAL_ATT_REFRESH_EXPIRY, desc,
+								 &isnull);
+			pair->has_refresh_expiry = !isnull;
+			pair->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+		}
 	}
 	if (newest != NULL)
 	{
@@ -414,22 +446,14 @@ journal_store_find(Oid schema, const char *table_name,
 				   const char *const *users, const uint8 *row_token_sha256,
 				   const bool *has_row_token, int n, JournalPair *pairs)
 {
-	Oid			relid;
 	Relation	rel;
 	Snapshot	snapshot;
 	Datum		table_datum;
 	int			i;
 
 	memset(pairs, 0, sizeof(JournalPair) * n);
-	relid = get_relname_relid(JOURNAL_TABLE, schema);
-	if (n == 0 || !OidIsValid(relid))
+	if (n == 0 || (rel = journal_store_open(schema, AccessShareLock)) == NULL)
 		return;
-	rel = table_open(relid, AccessShareLock);
-	if (!journal_store_layout_ok(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cal_refresh_journal does not have the columns this library expects"),
-				 errhint("ALTER EXTENSION cal_refresh UPDATE.")));
 	/*
 	 * The latest snapshot, not the transaction's: under REPEATABLE READ an
 	 * entry another session's writer committed since is still to be seen.
@@ -448,7 +472,6 @@ journal_store_find(Oid schema, const char *table_name,
 char	  **
 journal_store_users(Oid schema, const char *table_name, int *n)
 {
-	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
 	Relation	rel;
 	Relation	index;
 	Snapshot	snapshot;
@@ -460,14 +483,8 @@ journal_store_users(Oid schema, const char *table_name, int *n)
 	int			capacity = 0;
 
 	*n = 0;
-	if (!OidIsValid(relid))
+	if ((rel = journal_store_open(schema, AccessShareLock)) == NULL)
 		return NULL;
-	rel = table_open(relid, AccessShareLock);
-	if (!journal_store_layout_ok(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cal_refresh_journal does not have the columns this library expects"),
-				 errhint("ALTER EXTENSION cal_refresh UPDATE.")));
 	ScanKeyEntryInitialize(&key, 0, JOURNAL_ATT_TABLE_NAME,
 						   BTEqualStrategyNumber, InvalidOid,
 						   DEFAULT_COLLATION_OID, F_TEXTEQ,
@@ -479,11 +496,13 @@ journal_store_users(Oid schema, const char *table_name, int *n)
 	while ((tuple = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		char	   *user = TextDatumGetCString(heap_getattr(tuple,
-															JOURNAL_ATT_USER_ULID,
-															RelationGetDescr(rel),
-															&isnull));
+		Datum		value = heap_getattr(tuple, JOURNAL_ATT_USER_ULID,
+										 RelationGetDescr(rel), &isnull);
+		char	   *user;
 
+		if (isnull)
+			continue;
+		user = TextDatumGetCString(value);
 		if (last != NULL && strcmp(last, user) == 0)
 			continue;
 		if (*n == capacity)
@@ -504,19 +523,15 @@ journal_store_users(Oid schema, const char *table_name, int *n)
 void
 journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n)
 {
-	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
 	Relation	rel;
 	Snapshot	snapshot;
 	int			i;
 	int			k;
 
-	if (!OidIsValid(relid))
-		return;
 	for (i = 0; i < n && pairs[i].n_seen == 0; i++)
 		;
-	if (i == n)
+	if (i == n || (rel = journal_store_open(schema, RowExclusiveLock)) == NULL)
 		return;
-	rel = table_open(relid, RowExclusiveLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	for (i = 0; i < n; i++)
 		for (k = 0; k < pairs[i].n_seen; k++)

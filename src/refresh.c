@@ -52,7 +52,8 @@ typedef struct RefreshTask
 	bool		has_update;		/* a pair to store: Cal.com's, or adopted */
 	TokenUpdate update;
 	const char *method;			/* the endpoint that issued it, or "journal" */
-	const char *spent_token;	/* the refresh token the row held */
+	bool		has_spent;		/* the row held a refresh token ... */
+	uint8		spent_sha256[PG_SHA256_DIGEST_LENGTH];	/* ... this one */
 	JournalPair journal;		/* what the journal held for the user */
 	bool		recovered;		/* the row's pair came from the journal */
 	bool		issued;			/* update is a pair Cal.com just issued */
@@ -298,11 +299,14 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 	for (i = 0; i < n_tasks; i++)
 	{
 		users[i] = tasks[i].row.user_ulid;
-		has_token[i] = tasks[i].row.refresh_token != NULL;
+		has_token[i] = tasks[i].has_spent = tasks[i].row.refresh_token != NULL;
 		if (has_token[i])
+		{
 			journal_token_sha256(tasks[i].row.refresh_token,
-								 digests + i * PG_SHA256_DIGEST_LENGTH);
-		tasks[i].spent_token = tasks[i].row.refresh_token;
+								 tasks[i].spent_sha256);
+			memcpy(digests + i * PG_SHA256_DIGEST_LENGTH,
+				   tasks[i].spent_sha256, PG_SHA256_DIGEST_LENGTH);
+		}
 	}
 	journal_store_find(config->extension_schema, config->table_name, users,
 					   digests, has_token, n_tasks, pairs);
@@ -319,7 +323,8 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 		task->row.refresh_token = pairs[i].refresh_token;
 		task->row.has_access_expiry = true;
 		task->row.access_expires_at = pairs[i].access_expires_at;
-		task->spent_token = pairs[i].refresh_token;
+		task->has_spent = true;
+		journal_token_sha256(pairs[i].refresh_token, task->spent_sha256);
 		update->user_ulid = task->row.user_ulid;
 		update->access_token = pairs[i].access_token;
 		update->refresh_token = pairs[i].refresh_token;
@@ -356,9 +361,9 @@ refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
 			continue;
 		entry->table_name = config->table_name;
 		entry->user_ulid = update->user_ulid;
-		entry->has_spent = tasks[i].spent_token != NULL;
-		if (entry->has_spent)
-			journal_token_sha256(tasks[i].spent_token, entry->spent_sha256);
+		entry->has_spent = tasks[i].has_spent;
+		memcpy(entry->spent_sha256, tasks[i].spent_sha256,
+			   PG_SHA256_DIGEST_LENGTH);
 		entry->access_token = update->access_token;
 		entry->refresh_token = update->refresh_token;
 		entry->access_expires_at = update->access_expires_at;
