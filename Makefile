@@ -23,10 +23,10 @@ OBJS = \
 	src/token_store.o \
 	src/token_table.o
 
-# 1.2 is installed as 1.0 plus the update scripts: one definition of each
+# 1.3 is installed as 1.0 plus the update scripts: one definition of each
 # object, and every fresh install exercises the upgrade path.
 DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql \
-	sql/cal_refresh--1.1--1.2.sql
+	sql/cal_refresh--1.1--1.2.sql sql/cal_refresh--1.2--1.3.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
