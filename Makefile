@@ -16,10 +16,12 @@ OBJS = \
 	src/failure_store.o \
 	src/journal.o \
 	src/journal_store.o \
+	src/prune.o \
 	src/rate_limit.o \
 	src/refresh.o \
 	src/secret_file.o \
 	src/spi_pinned.o \
+	src/stats.o \
 	src/token_store.o \
 	src/token_table.o
 
@@ -31,7 +33,7 @@ DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql \
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
 	permissions refresh fallback retries errors hostile_input \
-	access_token transactions schedule hostile_rows upgrade
+	access_token transactions schedule hostile_rows stats comments upgrade
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

@@ -136,7 +136,13 @@ SELECT count(*) FROM cal_refresh_failure;
 \! $CAL_STANDIN_CTL reset
 UPDATE sched."CalendarIntegration" SET "calAccessTokenExpiresAt" = 0;
 SELECT sched.seed('01BROKEN2', 598, 'rt-unknown2', -5);
+-- The job also prunes the failure records of users whose row is gone (the
+-- application deleted them): nothing else would ever clear them.
+INSERT INTO cal_refresh_failure VALUES
+	('01GONE', 'calcom_rejected', 'x', 2, now(), now() + interval '1 hour');
 CALL cal_refresh_expiring_tokens_job(batch_size => 2);
+SELECT count(*) AS gone_users_records FROM cal_refresh_failure
+WHERE user_ulid = '01GONE';
 SELECT "userUlid", sched.fresh("userUlid") FROM sched."CalendarIntegration"
 ORDER BY "userUlid" COLLATE "C";
 \! $CAL_STANDIN_CTL calls

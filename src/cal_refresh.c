@@ -34,6 +34,7 @@
 #include "journal.h"
 #include "rate_limit.h"
 #include "secret_file.h"
+#include "stats.h"
 #include "token_table.h"
 
 PG_MODULE_MAGIC;
@@ -239,12 +240,21 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("cal_refresh.track_stats",
+							 "Counts requests to Cal.com in cal_refresh_stats.",
+							 "Off stops counting; what was counted stays.",
+							 &stats_track,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cal_refresh");
 
 	if (loaded_at_server_start)
 	{
 		rate_limit_init();
 		journal_init();
+		stats_init();
 	}
 	calcom_client_init();
 }

@@ -31,6 +31,7 @@
 
 #include "cal_refresh.h"
 #include "failure_store.h"
+#include "prune.h"
 #include "token_store.h"
 
 #define CAL_WITHIN_WHY "a longer window would refresh every token on every run"
@@ -160,24 +161,30 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 /*
  * Each run first deletes the journal's entries no row needs any more (so
  * the journal holds at most about one entry per user refreshed since the
- * last run), and commits that.
+ * last run) and the failure records of users whose row is gone, and
+ * commits that.
  */
 static void
-cal_prune_journal(FunctionCallInfo fcinfo, MemoryContext job_context)
+cal_prune(FunctionCallInfo fcinfo, MemoryContext job_context)
 {
 	MemoryContext prune_context = AllocSetContextCreate(job_context,
-														"cal_refresh journal pruning",
+														"cal_refresh pruning",
 														ALLOCSET_DEFAULT_SIZES);
 	RefreshConfig config;
 	int			pruned;
 
 	MemoryContextSwitchTo(prune_context);
 	cal_batch_config(fcinfo, &config);
-	pruned = refresh_prune_journal(&config);
+	pruned = prune_journal(&config);
 	if (pruned > 0)
 		ereport(LOG,
 				(errmsg("cal_refresh: job: %d journal entries pruned", pruned),
 				 errdetail("Their rows hold those pairs or newer ones.")));
+	pruned = prune_failures(&config);
+	if (pruned > 0)
+		ereport(LOG,
+				(errmsg("cal_refresh: job: %d failure records pruned", pruned),
+				 errdetail("Their users have no row in the table any more.")));
 	MemoryContextSwitchTo(job_context);
 	MemoryContextDelete(prune_context);
 	SPI_commit();
@@ -227,7 +234,7 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 	/* SPI's procedure context outlives the commits. */
 	job_context = CurrentMemoryContext;
 
-	cal_prune_journal(fcinfo, job_context);
+	cal_prune(fcinfo, job_context);
 
 	for (;;)
 	{

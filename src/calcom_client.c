@@ -37,6 +37,7 @@
 #include "compat.h"
 #include "curl_wait.h"
 #include "rate_limit.h"
+#include "stats.h"
 
 /* First retry waits about this long; each further one twice as long. */
 #define CAL_RETRY_BASE_MS 250
@@ -84,6 +85,7 @@ struct CalCall
 	bool		books_ahead;	/* waits for a booked slot, or polls */
 	bool		slot_reserved;	/* a request slot is ours at wake_ms */
 	int64		slot_us;		/* ... that is, at this rate_limit time */
+	int64		slot_asked_us;	/* first asked for it then; 0: not yet */
 	CURL	   *easy;			/* CAL_CALL_RUNNING */
 	CalTransfer *transfer;		/* CAL_CALL_RUNNING */
 	bool		attached;		/* easy is on the multi handle */
@@ -152,10 +154,33 @@ calcom_client_init(void)
 				 errmsg("could not initialize libcurl")));
 }
 
+/* The endpoint as cal_token_result's method and cal_refresh_stats name it. */
 const char *
 calcom_endpoint_name(CalEndpoint endpoint)
 {
-	return endpoint == CAL_ENDPOINT_REFRESH ? "refresh" : "force-refresh";
+	return endpoint == CAL_ENDPOINT_REFRESH ? "refresh" : "force_refresh";
+}
+
+/* "ok", or the error_code a call that ended so fails with. */
+const char *
+calcom_outcome_name(CalOutcome outcome)
+{
+	switch (outcome)
+	{
+		case CAL_OK:
+			return "ok";
+		case CAL_REJECTED:
+			return CAL_ERR_CALCOM_REJECTED;
+		case CAL_UNAVAILABLE:
+			return CAL_ERR_CALCOM_UNAVAILABLE;
+		case CAL_NETWORK_ERROR:
+			return CAL_ERR_NETWORK_ERROR;
+		case CAL_TIMEOUT:
+			return CAL_ERR_TIMEOUT;
+		case CAL_BAD_RESPONSE:
+			break;
+	}
+	return CAL_ERR_BAD_RESPONSE;
 }
 
 /*
@@ -393,6 +418,15 @@ calcom_call_no_slot(CalCall *call, int64 now_ms)
 	calcom_call_finish(call, now_ms);
 }
 
+/* The call's wait for a request slot ended: counted, for cal_refresh_stats. */
+static void
+calcom_call_count_slot_wait(CalCall *call)
+{
+	if (call->slot_asked_us > 0)
+		stats_count_slot_wait(rate_limit_now_us() - call->slot_asked_us);
+	call->slot_asked_us = 0;
+}
+
 /*
  * Tries to take a request slot for the call's next attempt, with room for
  * the attempt before its deadline.  Returns true when the slot is free
@@ -407,15 +441,19 @@ calcom_call_take_slot(CalCall *call, int64 now_ms)
 	int64		latest_us = (call->deadline_ms -
 							 calcom_batch_min_attempt_ms(batch)) * 1000;
 	int64		earliest_us;
-	int64		wait_us;
+	int64		wait_us = 0;
 
-	if (call->slot_reserved)
+	if (call->slot_asked_us == 0)
+		call->slot_asked_us = rate_limit_now_us();
+	if (!call->slot_reserved)
+		wait_us = rate_limit_reserve(per_minute,
+									 call->books_ahead ? latest_us : now_ms * 1000,
+									 &earliest_us);
+	if (call->slot_reserved || wait_us == 0)
+	{
+		calcom_call_count_slot_wait(call);
 		return true;
-	wait_us = rate_limit_reserve(per_minute,
-								 call->books_ahead ? latest_us : now_ms * 1000,
-								 &earliest_us);
-	if (wait_us == 0)
-		return true;
+	}
 	if (wait_us > 0)
 	{
 		/* Booked ahead (interactive): the slot is ours when it comes. */
@@ -424,7 +462,10 @@ calcom_call_take_slot(CalCall *call, int64 now_ms)
 		call->wake_ms = now_ms + (wait_us + 999) / 1000;
 	}
 	else if (earliest_us > latest_us)
+	{
+		calcom_call_count_slot_wait(call);
 		calcom_call_no_slot(call, now_ms);
+	}
 	else
 		call->wake_ms = (earliest_us + 999) / 1000;	/* poll again then */
 	return false;
@@ -518,9 +559,13 @@ calcom_call_attempt_done(CalCall *call, CURLcode code)
 	int			remaining;
 	int			delay_ms;
 	int64		now_ms;
+	curl_off_t	attempt_us = 0;
 
 	calcom_transfer_classify(&batch->config, call->transfer, code, result,
 							 &remaining);
+	curl_easy_getinfo(call->easy, CURLINFO_TOTAL_TIME_T, &attempt_us);
+	stats_count_request(call->endpoint, result->outcome, (int64) attempt_us,
+						call->attempts > 1, result->http_status == 429);
 	calcom_call_drop_transfer(call);
 	rate_limit_feedback(batch->config.max_requests_per_minute,
 						result->http_status == 429, result->retry_after_ms,

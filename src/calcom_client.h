@@ -40,6 +40,8 @@ typedef enum CalEndpoint
 	CAL_ENDPOINT_FORCE_REFRESH
 } CalEndpoint;
 
+#define CAL_ENDPOINT_COUNT (CAL_ENDPOINT_FORCE_REFRESH + 1)
+
 typedef enum CalOutcome
 {
 	CAL_OK,
@@ -49,6 +51,15 @@ typedef enum CalOutcome
 	CAL_TIMEOUT,
 	CAL_BAD_RESPONSE			/* redirect, unusable body, over the cap */
 } CalOutcome;
+
+#define CAL_OUTCOME_COUNT (CAL_BAD_RESPONSE + 1)
+
+/* The error_code of cal_token_result for each failed outcome. */
+#define CAL_ERR_CALCOM_REJECTED "calcom_rejected"
+#define CAL_ERR_CALCOM_UNAVAILABLE "calcom_unavailable"
+#define CAL_ERR_NETWORK_ERROR "network_error"
+#define CAL_ERR_TIMEOUT "timeout"
+#define CAL_ERR_BAD_RESPONSE "bad_response"
 
 typedef struct CalCallResult
 {
@@ -132,5 +143,6 @@ extern bool calcom_batch_cancel_held(const CalBatch *batch);
 extern void calcom_batch_end(CalBatch *batch);
 
 extern const char *calcom_endpoint_name(CalEndpoint endpoint);
+extern const char *calcom_outcome_name(CalOutcome outcome);
 
 #endif							/* CALCOM_CLIENT_H */

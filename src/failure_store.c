@@ -41,6 +41,7 @@ typedef struct FailureTable
 	SPIPlanPtr	clear_plan;
 	SPIPlanPtr	backed_off_plan;
 	SPIPlanPtr	read_all_plan;
+	SPIPlanPtr	users_plan;
 } FailureTable;
 
 static FailureTable failure_table;
@@ -76,6 +77,9 @@ failure_store_prepare_all(const char *table)
 	t->backed_off_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s "
 		"WHERE next_attempt_at > $1", table), 1, time_type, 0);
+	t->users_plan = spi_pinned_prepare_kept(psprintf(
+		"SELECT coalesce(array_agg(user_ulid), '{}') FROM %s", table),
+		0, NULL, 0);
 	t->read_all_plan = spi_pinned_prepare_kept(psprintf(
 		"SELECT coalesce(array_agg(user_ulid ORDER BY user_ulid), '{}'), "
 		"coalesce(array_agg(error_code ORDER BY user_ulid), '{}'), "
@@ -102,7 +106,7 @@ failure_store_begin(Oid schema, SpiPinned *session)
 	if (relid != t->relid)
 	{
 		SPIPlanPtr *plans[] = {&t->record_plan, &t->clear_plan,
-		&t->backed_off_plan, &t->read_all_plan};
+		&t->backed_off_plan, &t->read_all_plan, &t->users_plan};
 		size_t		i;
 
 		for (i = 0; i < lengthof(plans); i++)
@@ -227,4 +231,32 @@ failure_store_read_all(Oid schema, Datum columns[FAILURE_STORE_COLUMNS])
 	failure_store_fetch_arrays(failure_table.read_all_plan, NULL, columns,
 							   FAILURE_STORE_COLUMNS, caller_context);
 	spi_pinned_end(&session);
+}
+
+/*
+ * The users with a record, in no particular order (none without the
+ * table), for pruning those whose row is gone.
+ */
+char	  **
+failure_store_users(Oid schema, int *n_users)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	SpiPinned	session;
+	Datum		users;
+	Datum	   *elements;
+	char	  **user_ulids;
+	int			i;
+
+	*n_users = 0;
+	if (!failure_store_begin(schema, &session))
+		return NULL;
+	failure_store_fetch_arrays(failure_table.users_plan, NULL, &users, 1,
+							   caller_context);
+	spi_pinned_end(&session);
+	deconstruct_array(DatumGetArrayTypeP(users), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elements, NULL, n_users);
+	user_ulids = palloc(sizeof(char *) * Max(*n_users, 1));
+	for (i = 0; i < *n_users; i++)
+		user_ulids[i] = TextDatumGetCString(elements[i]);
+	return user_ulids;
 }

@@ -30,6 +30,9 @@ extern void failure_store_record(Oid schema, const char *user_ulid,
 extern void failure_store_clear(Oid schema, const char *const *user_ulids,
 								int n);
 
+/* The users with a record (*n_users = 0 without the table). */
+extern char **failure_store_users(Oid schema, int *n_users);
+
 /* The users whose next attempt is still to come, as text[] ('{}': none). */
 extern Datum failure_store_backed_off(Oid schema);
 

@@ -31,6 +31,7 @@
 #include "journal.h"
 #include "journal_store.h"
 #include "refresh.h"
+#include "stats.h"
 #include "token_store.h"
 
 /* Cal.com's access tokens live an hour; used when a server omits expiry. */
@@ -94,24 +95,12 @@ refresh_set_store_failure(CalResult *result, TokenStoreStatus status,
 									 result->user_ulid));
 }
 
+/* A failed call's error_code; an OK one that got here was unusable. */
 static const char *
 refresh_error_code(CalOutcome outcome)
 {
-	switch (outcome)
-	{
-		case CAL_REJECTED:
-			return CAL_ERR_CALCOM_REJECTED;
-		case CAL_UNAVAILABLE:
-			return CAL_ERR_CALCOM_UNAVAILABLE;
-		case CAL_NETWORK_ERROR:
-			return CAL_ERR_NETWORK_ERROR;
-		case CAL_TIMEOUT:
-			return CAL_ERR_TIMEOUT;
-		case CAL_OK:
-		case CAL_BAD_RESPONSE:
-			break;
-	}
-	return CAL_ERR_BAD_RESPONSE;
+	return outcome == CAL_OK ? CAL_ERR_BAD_RESPONSE :
+		calcom_outcome_name(outcome);
 }
 
 /*
@@ -436,6 +425,8 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 	CalResult **results = palloc(sizeof(CalResult *) * n_tasks);
 	RefreshTask **written = palloc(sizeof(RefreshTask *) * n_tasks);
 	int			n = 0;
+	int			n_stored = 0;
+	int			n_recovered = 0;
 	int			i;
 
 	for (i = 0; i < n_tasks; i++)
@@ -463,7 +454,10 @@ refresh_store_kept(const RefreshConfig *config, RefreshTask *tasks,
 	{
 		written[i]->stored = results[i]->success;
 		written[i]->result->recovered = written[i]->recovered;
+		n_stored += written[i]->stored ? 1 : 0;
+		n_recovered += written[i]->stored && written[i]->recovered ? 1 : 0;
 	}
+	stats_count_stored(n_stored, n_recovered);
 }
 
 /* Wipes the kept refresh tokens (the access tokens are results). */
@@ -511,6 +505,7 @@ refresh_task_force(CalBatch *batch, RefreshTask *task)
 					   "that stored its successor may have rolled back, or "
 					   "another client spent it.") : 0));
 	calcom_batch_add_force_refresh(batch, (long) row->managed_user_id, task);
+	stats_count_force_refresh();
 }
 
 /* Starts a locked row's refresh: the regular one, when there is a token. */
@@ -877,59 +872,4 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 		journal_store_forget(config->extension_schema, config->table_name,
 							 &user_ulid, 1);
 	}
-}
-
-int
-refresh_prune_journal(const RefreshConfig *config)
-{
-	int			n_users;
-	char	  **users;
-	uint8	   *digests;
-	bool	   *has_token;
-	bool	   *has_row;
-	JournalPair *pairs;
-	int			n_obsolete = 0;
-	int			n_entries = 0;
-	int			i;
-
-	if (!OidIsValid(config->extension_schema) ||
-		!journal_store_exists(config->extension_schema))
-		return 0;
-	users = journal_store_users(config->extension_schema, config->table_name,
-								&n_users);
-	if (n_users == 0)
-		return 0;
-	digests = palloc(PG_SHA256_DIGEST_LENGTH * n_users);
-	has_token = palloc(sizeof(bool) * n_users);
-	has_row = palloc(sizeof(bool) * n_users);
-	pairs = palloc(sizeof(JournalPair) * n_users);
-	for (i = 0; i < n_users; i++)
-	{
-		TokenRow	row;
-		char	   *problem = NULL;
-		TokenStoreStatus status = token_store_read_row(config->table_name,
-													   users[i], &row,
-													   &problem);
-
-		if (status == TOKEN_STORE_TABLE_INVALID)
-			return 0;			/* the batches will say why */
-		has_row[i] = status == TOKEN_STORE_OK;
-		has_token[i] = has_row[i] && row.refresh_token != NULL;
-		if (has_token[i])
-			journal_token_sha256(row.refresh_token,
-								 digests + i * PG_SHA256_DIGEST_LENGTH);
-	}
-	journal_store_find(config->extension_schema, config->table_name,
-					   (const char *const *) users, digests, has_token,
-					   n_users, pairs);
-	for (i = 0; i < n_users; i++)
-	{
-		/* A stale row still needs its entries; others, and the gone, not. */
-		if (has_row[i] && pairs[i].found)
-			continue;
-		n_entries += pairs[i].n_seen;
-		pairs[n_obsolete++] = pairs[i];
-	}
-	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete);
-	return n_entries;
 }

@@ -21,11 +21,7 @@
 #define CAL_ERR_NO_REFRESH_TOKEN "no_refresh_token"
 #define CAL_ERR_NO_MANAGED_USER_ID "no_managed_user_id"
 #define CAL_ERR_BUSY "busy"
-#define CAL_ERR_CALCOM_REJECTED "calcom_rejected"
-#define CAL_ERR_CALCOM_UNAVAILABLE "calcom_unavailable"
-#define CAL_ERR_NETWORK_ERROR "network_error"
-#define CAL_ERR_TIMEOUT "timeout"
-#define CAL_ERR_BAD_RESPONSE "bad_response"
+/* ... and those of Cal.com calls, in calcom_client.h */
 
 /* One row of cal_token_result. */
 typedef struct CalResult
@@ -125,12 +121,5 @@ extern void refresh_store_given_tokens(const RefreshConfig *config,
 									   bool has_refresh_expiry,
 									   TimestampTz refresh_expires_at,
 									   CalResult *result);
-
-/*
- * Deletes the journal's entries that no row needs any more: those of users
- * whose row is not stale (it holds a pair no entry supersedes) or is gone.
- * Returns how many went.  In the caller's transaction.
- */
-extern int	refresh_prune_journal(const RefreshConfig *config);
 
 #endif							/* REFRESH_H */

@@ -255,6 +255,17 @@ CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
 SQL
 }
 
+# readme_sql NAME: the README's SQL block under the line
+# "<!-- test/t/NAME runs this block as written -->", so that a test runs
+# what a reader copies, not a copy of it.
+readme_sql() {
+	awk -v mark="<!-- test/t/$1 runs this block as written -->" '
+		$0 == mark { found = 1; next }
+		found && /^```sql$/ { inside = 1; next }
+		inside && /^```$/ { exit }
+		inside { print }' "$CAL_TOP/README.md"
+}
+
 # poll_until DB SQL [TRIES]: runs SQL on the main cluster every 10 ms until
 # it returns t; fails after TRIES runs (1,000 by default: 10 s and more).
 poll_until() {

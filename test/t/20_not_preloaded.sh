@@ -39,6 +39,12 @@ out=$(cpsql nopreload t -At -U mallory \
 is "$out" "config_insecure" "a placeholder set before loading changes nothing"
 
 is "$($CAL_STANDIN_CTL calls)" "refresh=0 force_refresh=0" "no call reached Cal.com"
+
+# The statistics live in shared memory that only a preloaded library has:
+# asking for them says so, with the fix.
+out=$(cpsql nopreload t -At -v VERBOSITY=verbose -c "SELECT * FROM cal_refresh_stats" 2>&1 || true)
+like "$out" "55000: cal_refresh statistics are not available" "cal_refresh_stats without the preload: 55000"
+like "$out" "shared_preload_libraries" "...and the hint names the fix"
 out=$(cpsql nopreload t -At -c "SELECT \"calRefreshToken\" FROM public.\"CalendarIntegration\"")
 is "$out" "rt-seed-601" "the row is unchanged"
 t_done

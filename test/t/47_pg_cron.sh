@@ -78,4 +78,24 @@ done_line=$(grep -a 'LOG:  cal_refresh: job done' "$CAL_WORK/cron/server.log" |
 	sed 's/.*cal_refresh: //; s/ in [0-9]* ms$//' | head -1 || true)
 is "$done_line" "job done: 1 batches, 20 due, 20 refreshed, 0 forced, 0 failed" \
 	"the cron cluster's log has the job's done line"
+
+# README's pg_cron block, as written: our job every 5 minutes, and the
+# cleanup of pg_cron's own history beside it, whose command must run.
+cpsql cron postgres -c "DROP EXTENSION pg_cron" >/dev/null
+cron_sql=$(readme_sql 47_pg_cron.sh)
+out=$(printf '%s\n' "$cron_sql" | cpsql cron postgres 2>&1 >/dev/null) && status=ok || status=failed
+is "$status" ok "README's pg_cron block runs as written${out:+: $out}"
+is "$(cpsql cron postgres -At -F ' ' -c "SELECT jobname, schedule FROM cron.job ORDER BY jobname")" \
+	"cal-refresh */5 * * * *
+cron-history-cleanup 17 3 * * *" "...scheduling our job and the history cleanup"
+cleanup_command=$(cpsql cron postgres -At -c "SELECT command FROM cron.job
+	WHERE jobname = 'cron-history-cleanup'")
+cpsql cron postgres -c "INSERT INTO cron.job_run_details (jobid, runid, command,
+	status, start_time, end_time) VALUES (0, 0, 'old', 'succeeded',
+	now() - interval '8 days', now() - interval '8 days')" >/dev/null
+before=$(cpsql cron postgres -At -c "SELECT count(*) FROM cron.job_run_details")
+cpsql cron postgres -c "$cleanup_command" >/dev/null
+after=$(cpsql cron postgres -At -c "SELECT count(*) FROM cron.job_run_details")
+is "$((before - after))" 1 "the cleanup's command deletes the runs older than 7 days, and only those"
+cpsql cron postgres -c "SELECT cron.unschedule(jobname) FROM cron.job" >/dev/null
 t_done

@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * prune.c
+ *		What the scheduled job deletes before its batches, so that the
+ *		extension's own tables hold only what still matters: journal
+ *		entries no row needs, failure records of users who are gone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/sha2.h"
+#include "utils/array.h"
+
+#include "failure_store.h"
+#include "journal.h"
+#include "journal_store.h"
+#include "prune.h"
+#include "token_store.h"
+
+/*
+ * Deletes the journal's entries that no row needs any more: those of users
+ * whose row is not stale (it holds a pair no entry supersedes) or is gone.
+ * Returns how many went.  In the caller's transaction.
+ */
+int
+prune_journal(const RefreshConfig *config)
+{
+	int			n_users;
+	char	  **users;
+	uint8	   *digests;
+	bool	   *has_token;
+	bool	   *has_row;
+	JournalPair *pairs;
+	int			n_obsolete = 0;
+	int			n_entries = 0;
+	int			i;
+
+	if (!OidIsValid(config->extension_schema) ||
+		!journal_store_exists(config->extension_schema))
+		return 0;
+	users = journal_store_users(config->extension_schema, config->table_name,
+								&n_users);
+	if (n_users == 0)
+		return 0;
+	digests = palloc(PG_SHA256_DIGEST_LENGTH * n_users);
+	has_token = palloc(sizeof(bool) * n_users);
+	has_row = palloc(sizeof(bool) * n_users);
+	pairs = palloc(sizeof(JournalPair) * n_users);
+	for (i = 0; i < n_users; i++)
+	{
+		TokenRow	row;
+		char	   *problem = NULL;
+		TokenStoreStatus status = token_store_read_row(config->table_name,
+													   users[i], &row,
+													   &problem);
+
+		if (status == TOKEN_STORE_TABLE_INVALID)
+			return 0;			/* the batches will say why */
+		has_row[i] = status == TOKEN_STORE_OK;
+		has_token[i] = has_row[i] && row.refresh_token != NULL;
+		if (has_token[i])
+			journal_token_sha256(row.refresh_token,
+								 digests + i * PG_SHA256_DIGEST_LENGTH);
+	}
+	journal_store_find(config->extension_schema, config->table_name,
+					   (const char *const *) users, digests, has_token,
+					   n_users, pairs);
+	for (i = 0; i < n_users; i++)
+	{
+		/* A stale row still needs its entries; others, and the gone, not. */
+		if (has_row[i] && pairs[i].found)
+			continue;
+		n_entries += pairs[i].n_seen;
+		pairs[n_obsolete++] = pairs[i];
+	}
+	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete);
+	return n_entries;
+}
+
+/*
+ * Deletes the failure records of users without a row in the table (the
+ * application deleted them): nothing would ever clear those.  Returns how
+ * many went.  In the caller's transaction.
+ */
+int
+prune_failures(const RefreshConfig *config)
+{
+	int			n_users;
+	char	  **users;
+	const char **gone;
+	int			n_gone = 0;
+	int			i;
+
+	if (!OidIsValid(config->extension_schema))
+		return 0;
+	users = failure_store_users(config->extension_schema, &n_users);
+	gone = palloc(sizeof(char *) * Max(n_users, 1));
+	for (i = 0; i < n_users; i++)
+	{
+		TokenRow	row;
+		char	   *problem = NULL;
+		TokenStoreStatus status = token_store_read_row(config->table_name,
+													   users[i], &row,
+													   &problem);
+
+		if (status == TOKEN_STORE_TABLE_INVALID)
+			return 0;			/* the batches will say why */
+		if (status == TOKEN_STORE_NOT_FOUND)
+			gone[n_gone++] = users[i];
+	}
+	failure_store_clear(config->extension_schema, gone, n_gone);
+	return n_gone;
+}
