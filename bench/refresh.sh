@@ -5,7 +5,8 @@
 #      application makes them (a DO loop that commits after each call):
 #      with the journal, and in a database whose extension objects are 1.1
 #      (no journal: the library then skips it, as it does when no writer
-#      can start), in alternating rounds of 1,000 calls; medians
+#      can start), and with cal_refresh.track_stats off (what counting
+#      the requests costs), in alternating rounds of 1,000 calls; medians
 #   2. 1,000 refreshes sent straight to the stand-in by a Python client on
 #      one kept-alive connection (the HTTP round trip alone)
 #   3. 10,000 cal_access_token on the fast path (no lock, no HTTP)
@@ -34,34 +35,39 @@ SQL
 }
 
 $CAL_STANDIN_CTL reset
-setup_db b_journal 1.2 2001
+setup_db b_journal 1.3 2001
 setup_db b_nojournal 1.1 2002
 # Without a journal each call logs that its pair was not journaled: keep
 # that line's cost out of the comparison.
 cpsql main postgres -c "ALTER DATABASE b_nojournal SET log_min_messages = panic" >/dev/null
 $CAL_STANDIN_CTL seed 2003 rt-seed-2003
 
-# One round: 1,000 refreshes, each committed; prints milliseconds.
+# One round: 1,000 refreshes, each committed; prints milliseconds.  A
+# second argument is a statement run first (a setting).
 round_ms() {
-	cpsql main "$1" -At 2>/dev/null <<'SQL' | sed -n 's/^Time: \([0-9.]*\).*/\1/p'
-SET client_min_messages = error;
+	{
+		printf '%s\n' "SET client_min_messages = error;" "${2:-}"
+		cat <<'SQL'
 \timing on
 DO $$ BEGIN FOR i IN 1..1000 LOOP
 	INSERT INTO cal_token_result_log SELECT (cal_refresh_user_tokens('01BENCH')).success;
 	COMMIT; END LOOP; END $$;
 SQL
+	} | cpsql main "$1" -At 2>/dev/null | sed -n 's/^Time: \([0-9.]*\).*/\1/p'
 }
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 round_ms b_journal >/dev/null # warm up: the writer, caches, connections
 round_ms b_nojournal >/dev/null
-with=() without=()
+with=() without=() nostats=()
 for _ in $(seq 1 "$ROUNDS"); do
 	with+=("$(round_ms b_journal)")
 	without+=("$(round_ms b_nojournal)")
+	nostats+=("$(round_ms b_journal "SET cal_refresh.track_stats = off;")")
 done
 with_ms=$(printf '%s\n' "${with[@]}" | median)
 without_ms=$(printf '%s\n' "${without[@]}" | median)
+nostats_ms=$(printf '%s\n' "${nostats[@]}" | median)
 for db in b_journal b_nojournal; do
 	ok=$(cpsql main "$db" -At -c "SET client_min_messages = error" \
 		-c "SELECT count(*) FROM cal_token_result_log WHERE NOT success")
@@ -93,11 +99,13 @@ SELECT count(*) FROM generate_series(1, 10000) g,
 SQL
 )
 
-echo "rounds (ms per 1,000), journal: ${with[*]}; no journal: ${without[*]}"
-awk -v w="$with_ms" -v wo="$without_ms" -v r="$raw_ms" -v f="$fast_ms" -v n="$ROUNDS" 'BEGIN {
+echo "rounds (ms per 1,000), journal: ${with[*]}; no journal: ${without[*]}; stats off: ${nostats[*]}"
+awk -v w="$with_ms" -v wo="$without_ms" -v ns="$nostats_ms" -v r="$raw_ms" -v f="$fast_ms" -v n="$ROUNDS" 'BEGIN {
 	printf "cal_refresh_user_tokens, journal:     %6.3f ms per call (median of %d rounds of 1,000)\n", w / 1000, n
 	printf "cal_refresh_user_tokens, no journal:  %6.3f ms per call (same rounds, alternating)\n", wo / 1000
 	printf "the journal costs:                    %+6.3f ms per call\n", (w - wo) / 1000
+	printf "cal_refresh_user_tokens, stats off:   %6.3f ms per call (same rounds, alternating)\n", ns / 1000
+	printf "counting in cal_refresh_stats costs:  %+6.3f ms per call (%+.1f%%)\n", (w - ns) / 1000, (w - ns) * 100 / ns
 	printf "HTTP round trip alone (Python):       %6.3f ms per call (1,000 calls)\n", r / 1000
 	printf "cal_access_token, fast path:          %6.3f ms per call (10,000 calls)\n", f / 10000
 	printf "ratio refresh / bare HTTP:            %6.2f (journal), %.2f (no journal)\n", w / r, wo / r
