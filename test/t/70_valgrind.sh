@@ -116,6 +116,9 @@ RESET statement_timeout;
 \! $CAL_STANDIN_CTL latency 0
 SELECT method FROM cal_refresh_user_tokens('01VG');
 CALL cal_refresh_expiring_tokens_job();
+SELECT 'stats=' || sum(requests) FILTER (WHERE outcome = 'ok') FROM cal_refresh_stats;
+SELECT 'info=' || (refreshed_users > 0) FROM cal_refresh_stats_info;
+SELECT cal_refresh_stats_reset() IS NOT NULL;
 SQL
 like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
 like "$(cat "$vgdir/session.out")" "batch=11/11" "...batches too"
@@ -124,6 +127,7 @@ like "$(cat "$vgdir/session.out")" "many=299/300 refused=01VGR297: the new token
 like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout" \
 	"...and a batch cancelled half way"
 like "$(cat "$vgdir/session.out")" "recovered=true" "...and a pair recovered from the journal"
+like "$(cat "$vgdir/session.out")" "stats=[1-9].*info=true" "...and the statistics read and reset"
 cluster_stop vg
 trap - EXIT
 
