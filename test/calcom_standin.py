@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Local stand-in for Cal.com's managed-user token API (API v2).
+"""Local stand-in for Cal.com's token API (API v2): managed users and the OAuth2 flow.
 
-Serves the routes of shared/calcom-api.md (refresh, force refresh, create and get a managed user)
-on 127.0.0.1, with Cal.com's rotation rules, error envelope and rate-limit headers, plus a control
+Serves the routes of shared/calcom-api.md (refresh, force refresh, create and get a managed user,
+and the OAuth2 token endpoint) on 127.0.0.1, with Cal.com's rotation rules, error envelope and rate-limit headers, plus a control
 interface under /_control/ (loopback, no secret) that tests use to seed deterministic tokens,
 inject faults, add latency, enforce a rate limit and read counters.
 
@@ -42,6 +42,11 @@ JSON_TYPE = "application/json; charset=utf-8"
 TOKEN_PREFIX = "eyJhbGciOiJIUzI1NiJ9"  # base64url of {"alg":"HS256"}: tokens look like JWTs
 ACCESS_LIFETIME_S = 60 * 60
 REFRESH_LIFETIME_S = 365 * 24 * 60 * 60
+OAUTH2_ACCESS_LIFETIME_S = 30 * 60  # the OAuth2 flow's tokens: expires_in 1800
+OAUTH2_REFRESH_LIFETIME_S = 30 * 24 * 60 * 60
+# The fields the OAuth2 token endpoint's validation pipe allows; any other is a 400.
+OAUTH2_FIELDS = ("grant_type", "client_id", "client_secret", "code", "redirect_uri",
+                 "code_verifier", "refresh_token")
 FIRST_USER_ID = 1001
 DEFAULT_RATE_LIMIT = 500  # Cal.com's per-client limit, reported while no limit is enforced
 RATE_WINDOW_S = 60
@@ -49,8 +54,8 @@ HANG_MAX_S = 120
 HUGE_PADDING_BYTES = 1_500_000
 REDIRECT_TARGET = "http://127.0.0.1:1/elsewhere"
 
-ENDPOINTS = ("refresh", "force_refresh", "create_user", "get_user")
-USER_ENDPOINTS = ("refresh", "force_refresh")  # the calls counted per user
+ENDPOINTS = ("refresh", "force_refresh", "create_user", "get_user", "oauth2_token")
+USER_ENDPOINTS = ("refresh", "force_refresh", "oauth2_token")  # the calls counted per user
 FAULT_KINDS = (
     "status", "html", "malformed", "truncated", "no_data", "missing_field", "no_expiry",
     "wrong_types", "huge", "redirect", "hang", "reset", "reset_mid_body", "latency", "echo",
@@ -63,6 +68,7 @@ API_ROUTES = (
      "force_refresh"),
     ("POST", re.compile(r"/v2/oauth-clients/(?P<client>[^/]+)/users"), "create_user"),
     ("GET", re.compile(r"/v2/oauth-clients/(?P<client>[^/]+)/users/(?P<user>[^/]+)"), "get_user"),
+    ("POST", re.compile(r"/v2/auth/oauth2/token"), "oauth2_token"),
 )
 
 # error.code and error.message for a `status` fault, as Cal.com's exception filter words them.
@@ -92,6 +98,14 @@ class ApiError(Exception):
     def __init__(self, status, code, message, details=None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class OAuth2Error(Exception):
+    """An RFC 6749 error of the OAuth2 token endpoint: {"error", "error_description"}."""
+
+    def __init__(self, status, error, description):
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
 
 
 class ControlError(Exception):
@@ -187,6 +201,19 @@ def new_pair():
             "refreshTokenExpiresAt": refresh_expiry_ms(now)}
 
 
+def new_oauth2_pair():
+    """A fresh OAuth2 pair in the token endpoint's shape (expiry only as expires_in)."""
+    return {"access_token": new_token(), "token_type": "bearer", "refresh_token": new_token(),
+            "expires_in": OAUTH2_ACCESS_LIFETIME_S, "scope": "BOOKING_READ BOOKING_WRITE"}
+
+
+def oauth2_error_reply(error):
+    return Reply(error.status, json_bytes({"error": error.error,
+                                           "error_description": error.description}),
+                 headers=[("Cache-Control", "no-store")],
+                 payload={"error": error.error, "error_description": error.description})
+
+
 def access_expiry_ms(now):
     """Cal.com truncates the access token's expiry to the minute."""
     return int((now + ACCESS_LIFETIME_S) // 60 * 60 * 1000)
@@ -226,6 +253,8 @@ class StandinState:
     def _clear_run_state(self):
         """Forget faults, latency, rate limit and counters (what a test run sets up)."""
         self.faults = []
+        self.oauth2_public = False  # a public client: no client_secret asked for
+        self.oauth2_wrapped = False  # answer {"status":"success","data":{...}}, as one version does
         self.latency_ms = 0
         self.rate_per_minute = 0
         self.rate_window = deque()  # monotonic arrival times of API calls in the last minute
@@ -299,6 +328,51 @@ class StandinState:
             self._void_user_tokens(user_id)
             return self._issue_pair(user_id)
 
+    def oauth2_token(self, body, client_id, secret):
+        """POST /v2/auth/oauth2/token with grant_type=refresh_token: the client is checked
+        (a confidential one must send its secret), then the token; rotation revokes every refresh
+        token of that user, with no grace period.  Returns (pair, wrapped)."""
+        if not isinstance(body, dict):
+            raise OAuth2Error(400, "invalid_request", "body must be JSON or form-encoded")
+        unknown = sorted(set(body) - set(OAUTH2_FIELDS))
+        if unknown:
+            raise OAuth2Error(400, "invalid_request", f"property {unknown[0]} should not exist")
+        if any(not isinstance(body.get(name, ""), str) for name in OAUTH2_FIELDS):
+            raise OAuth2Error(400, "invalid_request", "every field must be a string")
+        if body.get("grant_type") not in ("authorization_code", "refresh_token"):
+            raise OAuth2Error(400, "unsupported_grant_type", "unsupported_grant_type")
+        if body["grant_type"] != "refresh_token" or not body.get("refresh_token"):
+            raise OAuth2Error(400, "invalid_request", "invalid_request")
+        given_client = body.get("client_id") or ""
+        if not hmac.compare_digest(given_client.encode(), client_id.encode()):
+            raise OAuth2Error(401, "invalid_client", "client_not_found")
+        with self.lock:
+            if not self.oauth2_public:
+                given_secret = body.get("client_secret") or ""
+                if not given_secret or not hmac.compare_digest(given_secret.encode(),
+                                                               secret.encode()):
+                    raise OAuth2Error(401, "invalid_client", "invalid_client_credentials")
+            token = self.tokens.get(body["refresh_token"])
+            if token is None or token.kind != "refresh":
+                raise OAuth2Error(400, "invalid_grant", "invalid_refresh_token")
+            if not token.is_current():
+                raise OAuth2Error(400, "invalid_grant", "refresh_token_revoked")
+            user_id = token.user_id
+            for value in self.users[user_id].tokens:
+                if self.tokens[value].kind == "refresh":
+                    self.tokens[value].valid = False
+            pair = new_oauth2_pair()
+            now = time.time()
+            self._register(pair["access_token"], "access", user_id,
+                           int((now + OAUTH2_ACCESS_LIFETIME_S) * 1000))
+            self._register(pair["refresh_token"], "refresh", user_id,
+                           int((now + OAUTH2_REFRESH_LIFETIME_S) * 1000))
+            return pair, self.oauth2_wrapped
+
+    def set_oauth2_client(self, public, wrapped):
+        with self.lock:
+            self.oauth2_public, self.oauth2_wrapped = public, wrapped
+
     def create_user(self, body):
         body = body if isinstance(body, dict) else {}
         email = body.get("email")
@@ -328,6 +402,15 @@ class StandinState:
             self.issued[pair["accessToken"]] = None
             self.issued[pair["refreshToken"]] = None
         return pair
+
+    def decoy_oauth2_pair(self):
+        """decoy_pair's OAuth2 counterpart, in the shape the endpoint answers now."""
+        pair = new_oauth2_pair()
+        with self.lock:
+            self.issued[pair["access_token"]] = None
+            self.issued[pair["refresh_token"]] = None
+            wrapped = self.oauth2_wrapped
+        return {"status": "success", "data": pair} if wrapped else pair
 
     def owner_of(self, value):
         with self.lock:
@@ -454,7 +537,7 @@ class StandinState:
             if token is None:
                 return {"state": "unknown", "user_id": None}
             return {"state": "current" if token.is_current() else "spent",
-                    "user_id": token.user_id}
+                    "user_id": token.user_id, "expires_at_ms": token.expires_at_ms}
 
     def issued_tokens(self):
         with self.lock:
@@ -543,6 +626,8 @@ def control_post(state, name, args):
         state.set_latency(int_arg(args, "ms"))
     elif name == "rate_limit":
         state.set_rate_limit(int_arg(args, "per_minute"))
+    elif name == "oauth2":
+        state.set_oauth2_client(bool(args.get("public", False)), bool(args.get("wrapped", False)))
     else:
         raise ControlError(f"no control endpoint POST {name}", not_found=True)
     return {"ok": True}
@@ -604,7 +689,8 @@ def route_api(method, path):
     for route_method, pattern, endpoint in API_ROUTES:
         match = pattern.fullmatch(path)
         if match and method == route_method:
-            return endpoint, match.group("client"), match.groupdict().get("user")
+            groups = match.groupdict()
+            return endpoint, groups.get("client"), groups.get("user")
     return None, None, None
 
 
@@ -615,7 +701,25 @@ def decode_json(body):
         return None
 
 
-def status_fault(fault, url):
+def decode_body(body, content_type):
+    """A JSON body, or a form-encoded one (the OAuth2 token endpoint takes both) as a dict whose
+    repeated fields are lists (so that they fail the string check)."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        try:
+            fields = parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return {name: values[0] if len(values) == 1 else values
+                for name, values in fields.items()}
+    return decode_json(body)
+
+
+def status_fault(fault, url, endpoint=None):
+    if endpoint == "oauth2_token" and fault.status in (400, 401):
+        # The token endpoint's own errors are RFC 6749 bodies.
+        error = ("invalid_grant", "invalid_refresh_token") if fault.status == 400 else \
+            ("invalid_client", "invalid_client_credentials")
+        return oauth2_error_reply(OAuth2Error(fault.status, *error))
     code, message = STATUS_ERRORS.get(fault.status, ("HttpException", "Http Exception"))
     if fault.status >= 500:
         code, message = "InternalServerErrorException", "Internal server error"
@@ -644,13 +748,20 @@ def json_escaped(text):
 
 
 def distort(kind, payload, fault_field):
-    """A success body made unusable the way `kind` says (payload is a private copy)."""
-    data = payload.get("data", {})
+    """A success body made unusable the way `kind` says (payload is a private copy).  An OAuth2
+    body (bare or wrapped) has snake_case fields: the fault's field is named as in either."""
+    data = payload.get("data", {}) if "status" in payload else payload
+    oauth2 = "access_token" in data
+    if oauth2:
+        fault_field = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), fault_field)
     if kind == "missing_field":
         data.pop(fault_field, None)
     elif kind == "no_expiry":
-        data.pop("accessTokenExpiresAt", None)
-        data.pop("refreshTokenExpiresAt", None)
+        for name in ("accessTokenExpiresAt", "refreshTokenExpiresAt", "expires_in"):
+            data.pop(name, None)
+    elif kind == "wrong_types" and oauth2:
+        data["expires_in"] = str(data.get("expires_in"))
+        data["access_token"] = 123456789
     elif kind == "wrong_types":
         data["accessTokenExpiresAt"] = str(data.get("accessTokenExpiresAt"))
         data["accessToken"] = 123456789
@@ -713,7 +824,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         state = self.server.state
         endpoint, client_id, user_text = route_api(self.command, path)
         request = ApiRequest(self.path, endpoint, client_id, user_text,
-                             self.headers.get("x-cal-secret-key"), decode_json(body))
+                             self.headers.get("x-cal-secret-key"),
+                             decode_body(body, self.headers.get("Content-Type", "")))
         entry = state.record_arrival(endpoint, self._user_of(request), self.connection_id)
         time.sleep(state.fixed_latency_s())
         fault = state.take_fault(endpoint) if endpoint else None
@@ -726,6 +838,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         """The user a call is about, for per-user counters: the token's owner, or the path id."""
         if request.endpoint == "refresh" and isinstance(request.body, dict):
             return self.server.state.owner_of(request.body.get("refreshToken"))
+        if request.endpoint == "oauth2_token" and isinstance(request.body, dict):
+            return self.server.state.owner_of(request.body.get("refresh_token"))
         if request.user_text and request.user_text.isdigit():
             return int(request.user_text)
         return None
@@ -739,6 +853,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             if request.endpoint is None:
                 path = urlsplit(request.url).path
                 raise ApiError(404, "NOT_FOUND", f"Cannot {self.command} {path}")
+            if request.endpoint == "oauth2_token":
+                return self._serve_oauth2(request)
             self._authenticate(request)
             if request.endpoint == "refresh":
                 return json_reply(200, {"status": "success", "data": state.refresh(request.body)})
@@ -751,6 +867,18 @@ class StandinHandler(BaseHTTPRequestHandler):
             return json_reply(200, {"status": "success", "data": state.get_user(request.user_text)})
         except ApiError as error:
             return error_reply(error, request.url)
+
+    def _serve_oauth2(self, request):
+        """The OAuth2 token endpoint authenticates by the body, not by a header."""
+        try:
+            pair, wrapped = self.server.state.oauth2_token(request.body, self.server.client_id,
+                                                           self.server.secret)
+        except OAuth2Error as error:
+            return oauth2_error_reply(error)
+        payload = {"status": "success", "data": pair} if wrapped else pair
+        reply = json_reply(200, payload)
+        reply.headers.append(("Cache-Control", "no-store"))
+        return reply
 
     def _authenticate(self, request):
         server = self.server
@@ -790,7 +918,7 @@ class StandinHandler(BaseHTTPRequestHandler):
         """The reply for a fault that answers with one whole (if wrong) HTTP response."""
         kind = fault.kind
         if kind == "status":
-            return status_fault(fault, request.url)
+            return status_fault(fault, request.url, request.endpoint)
         if kind == "html":
             reason = self._reason(fault.status)
             page = PROXY_ERROR_PAGE.format(status=fault.status, reason=reason).encode()
@@ -820,6 +948,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         otherwise one with decoy tokens that were never valid."""
         if real is not None and real.status < 300:
             return copy.deepcopy(real.payload)
+        if request.endpoint == "oauth2_token":
+            return self.server.state.decoy_oauth2_pair()
         return {"status": "success", "data": self.server.state.decoy_pair()}
 
     def _hang(self):

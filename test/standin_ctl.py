@@ -135,7 +135,13 @@ def cmd_calls(args):
     else:
         counts = stats["calls_by_user"].get(str(args.user), {})
     names = [args.endpoint] if args.endpoint else ["refresh", "force_refresh"]
+    if not args.endpoint and counts.get("oauth2_token", 0) > 0:
+        names.append("oauth2_token")  # the OAuth2 flow's calls, listed once there are any
     print(" ".join(f"{name}={counts.get(name, 0)}" for name in names))
+
+
+def cmd_oauth2(args):
+    control("POST", "oauth2", {"public": args.public, "wrapped": args.wrapped})
 
 
 def cmd_connections(args):
@@ -296,6 +302,12 @@ def build_parser():
     fault.add_argument("--apply", action="store_true",
                        help="perform the real operation, then deliver the fault")
     fault.add_argument("--field")
+    oauth2 = add("oauth2", cmd_oauth2,
+                 "how the OAuth2 token endpoint behaves (until reset): the client's type, the "
+                 "response's shape")
+    oauth2.add_argument("--public", action="store_true", help="a public client: no secret")
+    oauth2.add_argument("--wrapped", action="store_true",
+                        help='answer {"status":"success","data":{...}} instead of the bare object')
     calls = add("calls", cmd_calls, "print call counts")
     calls.add_argument("endpoint", nargs="?", metavar="ENDPOINT",
                        choices=["refresh", "force_refresh", "create_user", "get_user"])

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from urllib.parse import urlencode
 
 HERE = Path(__file__).resolve().parent
 CLIENT_ID = "selftest-client"
@@ -91,6 +92,25 @@ class Api:
     def create_user(self, email, **kw):
         return self.api("POST", f"/v2/oauth-clients/{CLIENT_ID}/users",
                         {"email": email, "name": "Self Test", "timeZone": "Europe/Paris"}, **kw)
+
+    def oauth2(self, refresh_token, form=False, secret=SECRET, client_id=CLIENT_ID, **extra):
+        """POST /v2/auth/oauth2/token, form-encoded or JSON; no secret header."""
+        fields = {"grant_type": "refresh_token", "client_id": client_id,
+                  "refresh_token": refresh_token, **extra}
+        if secret is not None:
+            fields["client_secret"] = secret
+        conn = self.connect()
+        try:
+            if form:
+                conn.request("POST", "/v2/auth/oauth2/token", body=urlencode(fields).encode(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+            else:
+                conn.request("POST", "/v2/auth/oauth2/token", body=json.dumps(fields).encode(),
+                             headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return Response(response.status, response.headers, response.read())
+        finally:
+            conn.close()
 
     def control(self, method, name, payload=None):
         response = self.call(method, f"/_control/{name}", payload)
@@ -183,6 +203,64 @@ def test_force_refresh(api, r):
             == "User with ID 424242 is not part of this OAuth client.", unknown.body)
 
 
+def test_oauth2_token(api, r):
+    """The OAuth2 flow's token endpoint: RFC 6749 bodies, rotation without grace, 30 minutes."""
+    user_id, _, refresh = api.new_user()
+    other_refresh = api.refresh(refresh).data()["refreshToken"]
+    api.control("POST", "seed", {"user_id": user_id, "refresh_token": "rt-o2-a"})
+    first = api.oauth2("rt-o2-a")
+    body = first.json
+    r.check("oauth2: 200, bare object", first.status == 200 and set(body) == {
+        "access_token", "token_type", "refresh_token", "expires_in", "scope"}, first.body)
+    r.check("oauth2: bearer, 1800 s, no-store", body["token_type"] == "bearer"
+            and body["expires_in"] == 1800
+            and first.headers.get("Cache-Control") == "no-store")
+    expires_at_ms = api.control("GET", f"token_state?token={body['access_token']}")[
+        "expires_at_ms"]
+    r.check("oauth2: the access token lives 30 minutes",
+            1790 <= expires_at_ms / 1000 - time.time() <= 1800, expires_at_ms)
+    second = api.oauth2(body["refresh_token"], form=True)
+    r.check("oauth2: form-encoded body works too", second.status == 200, second.body)
+    reused = api.oauth2(body["refresh_token"])
+    r.check("oauth2: a rotated token is 400 invalid_grant refresh_token_revoked",
+            reused.status == 400 and reused.json == {
+                "error": "invalid_grant", "error_description": "refresh_token_revoked"},
+            reused.body)
+    unknown = api.oauth2("no-such-token")
+    r.check("oauth2: unknown token is 400 invalid_grant invalid_refresh_token",
+            unknown.status == 400 and unknown.json["error_description"] ==
+            "invalid_refresh_token", unknown.body)
+    current = second.json["refresh_token"]
+    r.check("oauth2: rotation revoked every refresh token of the user",
+            api.state(other_refresh) != "current" and api.state(current) == "current")
+    for label, kwargs, status, error in (
+            ("no secret", {"secret": None}, 401, "invalid_client"),
+            ("wrong secret", {"secret": "wrong"}, 401, "invalid_client"),
+            ("other client", {"client_id": "other"}, 401, "invalid_client"),
+            ("unknown field", {"scope": "x"}, 400, "invalid_request"),
+            ("other grant", {"grant_type": "password"}, 400, "unsupported_grant_type")):
+        response = api.oauth2(current, **kwargs)
+        r.check(f"oauth2: {label} is {status} {error}", response.status == status
+                and response.json["error"] == error, response.body)
+    r.check("oauth2: refused calls spent nothing", api.state(current) == "current")
+    api.control("POST", "oauth2", {"public": True, "wrapped": True})
+    public = api.oauth2(current, secret=None)
+    r.check("oauth2: a public client needs no secret; the wrapped shape",
+            public.status == 200 and public.json["status"] == "success"
+            and public.json["data"]["expires_in"] == 1800, public.body)
+    api.fault("oauth2_token", "status", status=400)
+    faulted = api.oauth2(public.json["data"]["refresh_token"], secret=None)
+    r.check("oauth2: a 400 fault answers as the endpoint does", faulted.status == 400
+            and faulted.json["error"] == "invalid_grant", faulted.body)
+    api.fault("oauth2_token", "missing_field", field="refresh_token", apply=True)
+    missing = api.oauth2(public.json["data"]["refresh_token"], secret=None)
+    r.check("oauth2: missing_field distorts the snake_case body",
+            missing.status == 200 and "refresh_token" not in missing.json["data"]
+            and "access_token" in missing.json["data"], missing.body)
+    calls = api.control("GET", "stats")["calls"]
+    r.check("oauth2: calls counted", calls["oauth2_token"] == 12, calls)
+
+
 def test_authentication(api, r):
     _, _, refresh = api.new_user()
     wrong = api.refresh(refresh, secret="wrong")
@@ -219,7 +297,8 @@ def test_seed_and_token_state(api, r):
     rotated = api.refresh("rt-seed-101")
     r.check("seed: seeded token refreshes", rotated.status == 200, rotated.status)
     state = api.control("GET", "token_state?token=rt-seed-101")
-    r.check("token_state: spent, with its user", state == {"state": "spent", "user_id": 101},
+    r.check("token_state: spent, with its user", {k: state[k] for k in ("state", "user_id")} == {"state": "spent",
+                                                            "user_id": 101},
             state)
     r.check("token_state: unknown", api.state("never-issued") == "unknown")
     api.control("POST", "seed", {"user_id": 101, "refresh_token": "rt-seed-101"})
@@ -487,9 +566,11 @@ def test_stats(api, r):
     conn.close()
     stats = api.control("GET", "stats")
     r.check("stats: calls", stats["calls"] == {"refresh": 2, "force_refresh": 1,
-                                               "create_user": 0, "get_user": 0}, stats)
+                                               "create_user": 0, "get_user": 0,
+                                               "oauth2_token": 0}, stats)
     r.check("stats: calls by user, spent token attributed",
-            stats["calls_by_user"] == {str(user_id): {"refresh": 2, "force_refresh": 1}}, stats)
+            stats["calls_by_user"] == {str(user_id): {"refresh": 2, "force_refresh": 1,
+                                                      "oauth2_token": 0}}, stats)
     r.check("stats: responses", stats["responses"] == {"200": 2, "400": 1}, stats)
     r.check("stats: one connection", stats["connections"] == 1, stats)
     log = api.control("GET", "requests")["requests"]
@@ -653,7 +734,7 @@ def main():
         process, output, port_file, port = start_server(workdir)
         api = Api(port, port_file, secret_file)
         tests = [test_create_and_get_user, test_refresh_rotates, test_refresh_validation,
-                 test_force_refresh, test_authentication, test_unknown_route_and_headers,
+                 test_force_refresh, test_oauth2_token, test_authentication, test_unknown_route_and_headers,
                  test_seed_and_token_state, test_seed_many, test_fault_status, test_fault_bodies,
                  test_fault_no_expiry, test_fault_apply, test_fault_count_and_endpoint,
                  test_fault_hang, test_fault_reset, test_latency, test_rate_limit, test_race,
