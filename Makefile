@@ -12,6 +12,7 @@ OBJS = \
 	src/calcom_client.o \
 	src/calcom_parse.o \
 	src/calcom_transfer.o \
+	src/check.o \
 	src/curl_wait.o \
 	src/failure_store.o \
 	src/journal.o \
@@ -33,7 +34,8 @@ DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql \
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
 	permissions refresh fallback retries errors hostile_input \
-	access_token transactions schedule hostile_rows stats comments upgrade
+	access_token transactions schedule hostile_rows check stats comments \
+	upgrade
 
 SHLIB_LINK = -lcurl -lcjson
 PG_CPPFLAGS = -Isrc

@@ -307,16 +307,39 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 			config->config_error = problem;
 			return true;
 	}
-	config->client.api_url = cal_api_url;
-	config->client.client_id = cal_client_id;
-	config->client.secret_key = secret;
-	config->client.ca_file = cal_ca_file;
-	config->client.timeout_ms = cal_timeout_ms;
-	config->client.connect_timeout_ms = cal_connect_timeout_ms;
-	config->client.max_retries = cal_max_retries;
-	config->client.max_requests_per_minute = cal_max_requests_per_minute;
-	config->client.cancel_grace_ms = cal_cancel_grace_ms;
+	cal_client_config(secret, &config->client);
 	return true;
+}
+
+/* The Cal.com client's settings, with the secret read from its file. */
+void
+cal_client_config(const char *secret, CalClientConfig *client)
+{
+	client->api_url = cal_api_url;
+	client->client_id = cal_client_id;
+	client->secret_key = secret;
+	client->ca_file = cal_ca_file;
+	client->timeout_ms = cal_timeout_ms;
+	client->connect_timeout_ms = cal_connect_timeout_ms;
+	client->max_retries = cal_max_retries;
+	client->max_requests_per_minute = cal_max_requests_per_minute;
+	client->cancel_grace_ms = cal_cancel_grace_ms;
+}
+
+/*
+ * The settings as they stand, unchecked, for cal_refresh_check(), which
+ * reports what is wrong with them instead of failing on the first.
+ */
+void
+cal_settings_read(CalSettings *settings)
+{
+	settings->preloaded = loaded_at_server_start;
+	settings->client_id = cal_client_id != NULL ? cal_client_id : "";
+	settings->secret_key_file = cal_secret_key_file != NULL ?
+		cal_secret_key_file : "";
+	settings->api_url = cal_api_url != NULL ? cal_api_url : "";
+	settings->table_name = cal_table_name != NULL ? cal_table_name : "";
+	settings->max_requests_per_minute = cal_max_requests_per_minute;
 }
 
 void
@@ -516,6 +539,32 @@ cal_refresh_user_tokens(PG_FUNCTION_ARGS)
 	if (cal_settings_to_config(fcinfo, &config, true, &result))
 		refresh_user_tokens(&config, user_ulid, &result);
 	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
+}
+
+/* A tuplestore for a set-returning function's result, and its rows' shape. */
+Tuplestorestate *
+cal_materialize(FunctionCallInfo fcinfo, TupleDesc *desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot "
+						"accept a set")));
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	*desc = BlessTupleDesc(CreateTupleDescCopy(*desc));
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = *desc;
+	MemoryContextSwitchTo(oldcxt);
+	return store;
 }
 
 /* Shared by cal_update_tokens and cal_update_tokens_ms. */

@@ -9,7 +9,9 @@
 #ifndef CAL_REFRESH_H
 #define CAL_REFRESH_H
 
+#include "access/tupdesc.h"
 #include "fmgr.h"
+#include "utils/tuplestore.h"
 
 #include "refresh.h"
 
@@ -31,6 +33,20 @@ extern bool cal_settings_to_config(FunctionCallInfo fcinfo,
 								   RefreshConfig *config, bool need_calcom,
 								   CalResult *result);
 
+/* The settings cal_refresh_check() inspects, as they stand. */
+typedef struct CalSettings
+{
+	bool		preloaded;		/* loaded from shared_preload_libraries */
+	const char *client_id;
+	const char *secret_key_file;
+	const char *api_url;
+	const char *table_name;
+	int			max_requests_per_minute;
+} CalSettings;
+
+extern void cal_settings_read(CalSettings *settings);
+extern void cal_client_config(const char *secret, CalClientConfig *client);
+
 /* Raises 22004 when argument argno, called name, is NULL. */
 extern void cal_arg_not_null(FunctionCallInfo fcinfo, int argno,
 							 const char *name);
@@ -46,6 +62,13 @@ extern int64 cal_token_window_arg(FunctionCallInfo fcinfo, int argno,
 /* A cal_token_result row's values, for a row type of natts columns. */
 extern void cal_result_values(const CalResult *result, int natts,
 							  Datum *values, bool *nulls);
+
+/*
+ * A tuplestore for a set-returning function's result (materialize mode),
+ * and its rows' shape.
+ */
+extern Tuplestorestate *cal_materialize(FunctionCallInfo fcinfo,
+										TupleDesc *desc);
 
 /* cal_refresh.job_max_runtime, in milliseconds. */
 extern int	cal_job_max_runtime(void);

@@ -88,32 +88,6 @@ cal_batch_config(FunctionCallInfo fcinfo, RefreshConfig *config)
 		cal_raise_batch_failure(result.error_code, result.error);
 }
 
-/* A tuplestore for a set-returning function's result, and its rows' shape. */
-static Tuplestorestate *
-cal_materialize(FunctionCallInfo fcinfo, TupleDesc *desc)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt;
-	Tuplestorestate *store;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot "
-						"accept a set")));
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	*desc = BlessTupleDesc(CreateTupleDescCopy(*desc));
-	store = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = *desc;
-	MemoryContextSwitchTo(oldcxt);
-	return store;
-}
-
 /*
  * cal_refresh_expiring_tokens(within interval, max_users int)
  * returns setof cal_token_result: one transaction, one row per user.

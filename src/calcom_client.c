@@ -76,6 +76,7 @@ struct CalCall
 	void	   *tag;
 	char	   *url;
 	char	   *request_body;	/* wiped when the call ends */
+	bool		http_get;		/* a GET, without a body */
 	const char *refresh_token;	/* the one in the body, if any */
 	CalCallState state;
 	int			attempts;		/* started so far */
@@ -158,7 +159,16 @@ calcom_client_init(void)
 const char *
 calcom_endpoint_name(CalEndpoint endpoint)
 {
-	return endpoint == CAL_ENDPOINT_REFRESH ? "refresh" : "force_refresh";
+	switch (endpoint)
+	{
+		case CAL_ENDPOINT_REFRESH:
+			return "refresh";
+		case CAL_ENDPOINT_FORCE_REFRESH:
+			return "force_refresh";
+		case CAL_ENDPOINT_LIST_USERS:
+			return "list_users";
+	}
+	return "unknown";
 }
 
 /* "ok", or the error_code a call that ended so fails with. */
@@ -351,6 +361,21 @@ calcom_batch_add_force_refresh(CalBatch *batch, long managed_user_id,
 	MemoryContextSwitchTo(oldcxt);
 }
 
+void
+calcom_batch_add_list_users(CalBatch *batch, void *tag)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch->context);
+	CalCall    *call = calcom_batch_new_call(batch, CAL_ENDPOINT_LIST_USERS,
+											 tag);
+
+	call->request_body = pstrdup("");
+	call->http_get = true;
+	call->url = psprintf("%s/v2/oauth-clients/%s/users?limit=1&offset=0",
+						 batch->base_url, batch->config.client_id);
+	calcom_queue_push(batch, &batch->urgent, call);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 /* The least time worth starting an attempt with. */
 static int
 calcom_batch_min_attempt_ms(const CalBatch *batch)
@@ -488,7 +513,8 @@ calcom_call_start_attempt(CalCall *call, int64 now_ms)
 				 errmsg("out of memory"),
 				 errdetail("curl_easy_init() failed.")));
 	call->transfer = calcom_transfer_create(&batch->config, call->easy,
-											call->url, call->request_body,
+											call->url,
+											call->http_get ? NULL : call->request_body,
 											call->refresh_token,
 											(int) Max(call->deadline_ms - now_ms, 1));
 	curl_easy_setopt(call->easy, CURLOPT_PRIVATE, call);

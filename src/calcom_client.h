@@ -37,10 +37,11 @@ typedef struct CalClientConfig
 typedef enum CalEndpoint
 {
 	CAL_ENDPOINT_REFRESH,
-	CAL_ENDPOINT_FORCE_REFRESH
+	CAL_ENDPOINT_FORCE_REFRESH,
+	CAL_ENDPOINT_LIST_USERS		/* cal_refresh_check(): do the credentials work? */
 } CalEndpoint;
 
-#define CAL_ENDPOINT_COUNT (CAL_ENDPOINT_FORCE_REFRESH + 1)
+#define CAL_ENDPOINT_COUNT (CAL_ENDPOINT_LIST_USERS + 1)
 
 typedef enum CalOutcome
 {
@@ -73,7 +74,7 @@ typedef struct CalCallResult
 	int			elapsed_ms;		/* all attempts and waits */
 	int			retry_after_ms; /* the wait Cal.com asked for, or -1 */
 	char		message[CAL_MESSAGE_MAX];	/* never holds a token */
-	CalTokens	tokens;			/* filled when outcome == CAL_OK */
+	CalTokens	tokens;			/* filled when a refresh's outcome == CAL_OK */
 } CalCallResult;
 
 /*
@@ -141,6 +142,12 @@ extern bool calcom_batch_cancel_held(const CalBatch *batch);
 
 /* Ends the batch: stops what still runs, wipes and frees. */
 extern void calcom_batch_end(CalBatch *batch);
+
+/*
+ * Queues GET /v2/oauth-clients/{clientId}/users?limit=1: the cheapest
+ * read-only request that proves Cal.com accepts the client id and secret.
+ */
+extern void calcom_batch_add_list_users(CalBatch *batch, void *tag);
 
 extern const char *calcom_endpoint_name(CalEndpoint endpoint);
 extern const char *calcom_outcome_name(CalOutcome outcome);

@@ -280,6 +280,35 @@ url_host(const char *url, bool *https, const char **host, size_t *len)
 	return true;
 }
 
+/*
+ * Is the body Cal.com's success envelope, {"status": "success", "data":
+ * ...}?  For the calls whose answer only needs to be an answer (the
+ * credentials check); what data holds is not looked at, and never shown.
+ */
+bool
+calcom_parse_success(const char *body, size_t len, char *message,
+					 size_t message_len)
+{
+	cJSON	   *root = cJSON_ParseWithLength(body, len);
+	const cJSON *status;
+	bool		ok = false;
+
+	if (root == NULL)
+	{
+		set_message(message, message_len, "response is not JSON");
+		return false;
+	}
+	status = cJSON_GetObjectItemCaseSensitive(root, "status");
+	if (!cJSON_IsString(status) || strcmp(status->valuestring, "success") != 0)
+		set_message(message, message_len, "response status is not \"success\"");
+	else if (cJSON_GetObjectItemCaseSensitive(root, "data") == NULL)
+		set_message(message, message_len, "response has no \"data\"");
+	else
+		ok = true;
+	cJSON_Delete(root);
+	return ok;
+}
+
 bool
 calcom_url_is_loopback(const char *url)
 {

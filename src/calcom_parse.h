@@ -37,6 +37,9 @@ extern bool calcom_parse_tokens(const char *body, size_t len,
 								CalTokens *tokens,
 								char *message, size_t message_len);
 
+extern bool calcom_parse_success(const char *body, size_t len,
+								 char *message, size_t message_len);
+
 /*
  * Describes an error body ("BadRequestException: Invalid refresh token"),
  * leniently: a body that is not Cal.com's error envelope (a proxy's HTML

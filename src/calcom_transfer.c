@@ -240,7 +240,8 @@ calcom_transfer_build_headers(const CalClientConfig *config,
 	/* Nothing may raise between here and the wipe. */
 	secret_line = palloc(line_len);
 	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
-	ok = calcom_transfer_append_header(transfer, "Content-Type: application/json") &&
+	ok = (transfer->request_body == NULL ||
+		  calcom_transfer_append_header(transfer, "Content-Type: application/json")) &&
 		calcom_transfer_append_header(transfer, "Accept: application/json") &&
 	/* No "100-continue" round trip for a body of a few bytes. */
 		calcom_transfer_append_header(transfer, "Expect:") &&
@@ -266,12 +267,18 @@ calcom_transfer_set_options(const CalClientConfig *config, const char *url,
 	/* Start from defaults every time; live connections survive a reset. */
 	curl_easy_reset(easy);
 	curl_easy_setopt(easy, CURLOPT_URL, url);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) transfer->request_len);
-	curl_easy_setopt(easy, CURLOPT_READFUNCTION, calcom_transfer_read_cb);
-	curl_easy_setopt(easy, CURLOPT_READDATA, transfer);
-	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, calcom_transfer_seek_cb);
-	curl_easy_setopt(easy, CURLOPT_SEEKDATA, transfer);
+	if (transfer->request_body == NULL)
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	else
+	{
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE,
+						 (long) transfer->request_len);
+		curl_easy_setopt(easy, CURLOPT_READFUNCTION, calcom_transfer_read_cb);
+		curl_easy_setopt(easy, CURLOPT_READDATA, transfer);
+		curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, calcom_transfer_seek_cb);
+		curl_easy_setopt(easy, CURLOPT_SEEKDATA, transfer);
+	}
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, calcom_transfer_header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
@@ -320,7 +327,7 @@ calcom_transfer_create(const CalClientConfig *config, CURL *easy,
 	transfer->body[0] = '\0';
 	transfer->easy = easy;
 	transfer->request_body = request_body;
-	transfer->request_len = strlen(request_body);
+	transfer->request_len = request_body == NULL ? 0 : strlen(request_body);
 	transfer->refresh_token = refresh_token;
 	transfer->retry_after_ms = -1;
 	transfer->ratelimit_reset_ms = -1;
@@ -469,7 +476,10 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	}
 	else if (status >= 200 && status < 300)
 	{
-		if (calcom_parse_tokens(transfer->body, transfer->body_len,
+		if (endpoint == CAL_ENDPOINT_LIST_USERS ?
+			calcom_parse_success(transfer->body, transfer->body_len,
+								 description, sizeof(description)) :
+			calcom_parse_tokens(transfer->body, transfer->body_len,
 								&result->tokens, description,
 								sizeof(description)))
 			result->outcome = CAL_OK;

@@ -17,7 +17,8 @@
 typedef struct CalTransfer CalTransfer;
 
 /*
- * Sets up easy for one POST of request_body to url within budget_ms.
+ * Sets up easy for one POST of request_body (NULL: a GET) to url within
+ * budget_ms.
  * refresh_token is the one the body carries (or NULL): an error body that
  * quotes it back is not described.
  */

@@ -66,4 +66,16 @@
 #define CAL_HAVE_CURLOPT_PROTOCOLS_STR 1
 #endif
 
+/* PostgreSQL 16 folded pg_proc_aclcheck into object_aclcheck. */
+#if PG_VERSION_NUM >= 160000
+#define cal_proc_aclcheck(proc, role, mode) \
+	object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
+#define cal_namespace_aclcheck(nsp, role, mode) \
+	object_aclcheck(NamespaceRelationId, (nsp), (role), (mode))
+#else
+#define cal_proc_aclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
+#define cal_namespace_aclcheck(nsp, role, mode) \
+	pg_namespace_aclcheck((nsp), (role), (mode))
+#endif
+
 #endif							/* CAL_REFRESH_COMPAT_H */

@@ -47,7 +47,7 @@ forget_cached_secret(void)
 }
 
 /* PostgreSQL's rule for ssl_key_file, applied to our secret. */
-static SecretFileStatus
+static SecretFileProblem
 check_permissions(const char *path, const struct stat *st, char **problem)
 {
 	if (st->st_uid == geteuid())
@@ -57,7 +57,7 @@ check_permissions(const char *path, const struct stat *st, char **problem)
 			*problem = psprintf("secret key file \"%s\" has group or world access; "
 								"it must be mode 0600 or less",
 								path);
-			return SECRET_FILE_INSECURE;
+			return SECRET_FILE_TOO_OPEN;
 		}
 	}
 	else if (st->st_uid == 0)
@@ -68,7 +68,7 @@ check_permissions(const char *path, const struct stat *st, char **problem)
 								"allows more than group read; it must be mode "
 								"0640 or less",
 								path);
-			return SECRET_FILE_INSECURE;
+			return SECRET_FILE_ROOT_TOO_OPEN;
 		}
 	}
 	else
@@ -76,20 +76,20 @@ check_permissions(const char *path, const struct stat *st, char **problem)
 		*problem = psprintf("secret key file \"%s\" must be owned by the "
 							"database server's user or by root",
 							path);
-		return SECRET_FILE_INSECURE;
+		return SECRET_FILE_WRONG_OWNER;
 	}
-	return SECRET_FILE_OK;
+	return SECRET_FILE_FINE;
 }
 
 /* Reads the open file into cached_secret; trailing CR/LF are dropped. */
-static SecretFileStatus
+static SecretFileProblem
 read_secret(int fd, const char *path, char **problem)
 {
 	char		buf[SECRET_FILE_MAX_BYTES + 2];
 	ssize_t		len = 0;
 	ssize_t		n;
 	ssize_t		i;
-	SecretFileStatus status = SECRET_FILE_OK;
+	SecretFileProblem status = SECRET_FILE_FINE;
 
 	while (len < (ssize_t) sizeof(buf) &&
 		   (n = read(fd, buf + len, sizeof(buf) - len)) != 0)
@@ -101,7 +101,7 @@ read_secret(int fd, const char *path, char **problem)
 			*problem = psprintf("could not read secret key file \"%s\": %m",
 								path);
 			explicit_bzero(buf, sizeof(buf));
-			return SECRET_FILE_MISSING;
+			return SECRET_FILE_UNREADABLE;
 		}
 		len += n;
 	}
@@ -111,15 +111,15 @@ read_secret(int fd, const char *path, char **problem)
 	if (len == 0)
 	{
 		*problem = psprintf("secret key file \"%s\" is empty", path);
-		status = SECRET_FILE_MISSING;
+		status = SECRET_FILE_NOT_ONE_LINE;
 	}
 	else if (len > SECRET_FILE_MAX_BYTES)
 	{
 		*problem = psprintf("secret key file \"%s\" is larger than %d bytes",
 							path, SECRET_FILE_MAX_BYTES);
-		status = SECRET_FILE_MISSING;
+		status = SECRET_FILE_NOT_ONE_LINE;
 	}
-	for (i = 0; status == SECRET_FILE_OK && i < len; i++)
+	for (i = 0; status == SECRET_FILE_FINE && i < len; i++)
 	{
 		unsigned char c = (unsigned char) buf[i];
 
@@ -129,10 +129,10 @@ read_secret(int fd, const char *path, char **problem)
 			*problem = psprintf("secret key file \"%s\" contains spaces or "
 								"control characters",
 								path);
-			status = SECRET_FILE_MISSING;
+			status = SECRET_FILE_NOT_ONE_LINE;
 		}
 	}
-	if (status == SECRET_FILE_OK)
+	if (status == SECRET_FILE_FINE)
 	{
 		memcpy(cached_secret, buf, len);
 		cached_secret[len] = '\0';
@@ -141,12 +141,17 @@ read_secret(int fd, const char *path, char **problem)
 	return status;
 }
 
-SecretFileStatus
-secret_file_get(const char *path, const char **secret, char **problem)
+/*
+ * The one implementation behind secret_file_get and secret_file_check:
+ * *secret is set (to the cached copy) only when the file passes, and
+ * *problem then stays NULL.  Never raises for what it finds.
+ */
+static SecretFileProblem
+secret_file_load(const char *path, const char **secret, char **problem)
 {
 	struct stat st;
 	struct stat opened;
-	SecretFileStatus status;
+	SecretFileProblem why;
 	int			fd;
 
 	*secret = NULL;
@@ -155,7 +160,7 @@ secret_file_get(const char *path, const char **secret, char **problem)
 	{
 		forget_cached_secret();
 		*problem = pstrdup("cal_refresh.secret_key_file is not set");
-		return SECRET_FILE_MISSING;
+		return SECRET_FILE_UNSET;
 	}
 
 	/* Check before opening, as PostgreSQL does for its key files. */
@@ -163,26 +168,26 @@ secret_file_get(const char *path, const char **secret, char **problem)
 	{
 		forget_cached_secret();
 		*problem = psprintf("could not access secret key file \"%s\": %m", path);
-		return SECRET_FILE_MISSING;
+		return SECRET_FILE_ABSENT;
 	}
 	if (!S_ISREG(st.st_mode))
 	{
 		forget_cached_secret();
 		*problem = psprintf("secret key file \"%s\" is not a regular file", path);
-		return SECRET_FILE_MISSING;
+		return SECRET_FILE_NOT_REGULAR;
 	}
-	status = check_permissions(path, &st, problem);
-	if (status != SECRET_FILE_OK)
+	why = check_permissions(path, &st, problem);
+	if (why != SECRET_FILE_FINE)
 	{
 		forget_cached_secret();
-		return status;
+		return why;
 	}
 
 	if (cached_valid && cached_path != NULL && strcmp(cached_path, path) == 0 &&
 		same_file_version(&st, &cached_stat))
 	{
 		*secret = cached_secret;
-		return SECRET_FILE_OK;
+		return SECRET_FILE_FINE;
 	}
 
 	forget_cached_secret();
@@ -191,24 +196,24 @@ secret_file_get(const char *path, const char **secret, char **problem)
 	if (fd < 0)
 	{
 		*problem = psprintf("could not open secret key file \"%s\": %m", path);
-		return SECRET_FILE_MISSING;
+		return SECRET_FILE_UNREADABLE;
 	}
 	/* The file may have been swapped since stat(): judge what we opened. */
 	if (fstat(fd, &opened) != 0 ||
 		(!same_file_version(&st, &opened) &&
 		 (!S_ISREG(opened.st_mode) ||
-		  check_permissions(path, &opened, problem) != SECRET_FILE_OK)))
+		  check_permissions(path, &opened, problem) != SECRET_FILE_FINE)))
 	{
 		CloseTransientFile(fd);
 		if (*problem == NULL)
 			*problem = psprintf("secret key file \"%s\" changed while being "
 								"opened", path);
-		return SECRET_FILE_INSECURE;
+		return SECRET_FILE_CHANGED;
 	}
-	status = read_secret(fd, path, problem);
+	why = read_secret(fd, path, problem);
 	CloseTransientFile(fd);
-	if (status != SECRET_FILE_OK)
-		return status;
+	if (why != SECRET_FILE_FINE)
+		return why;
 
 	if (cached_path == NULL || strcmp(cached_path, path) != 0)
 	{
@@ -219,5 +224,47 @@ secret_file_get(const char *path, const char **secret, char **problem)
 	cached_stat = opened;
 	cached_valid = true;
 	*secret = cached_secret;
-	return SECRET_FILE_OK;
+	return SECRET_FILE_FINE;
+}
+
+/*
+ * The secret held in the file at path: SECRET_FILE_OK with *secret
+ * pointing at a cached copy valid until the next call, or why not, with
+ * a palloc'd *problem naming the path, never the contents.  Looser
+ * permissions than the rule allows (or a file swapped while opened) are
+ * SECRET_FILE_INSECURE; everything else that is wrong, SECRET_FILE_MISSING.
+ */
+SecretFileStatus
+secret_file_get(const char *path, const char **secret, char **problem)
+{
+	switch (secret_file_load(path, secret, problem))
+	{
+		case SECRET_FILE_FINE:
+			return SECRET_FILE_OK;
+		case SECRET_FILE_TOO_OPEN:
+		case SECRET_FILE_ROOT_TOO_OPEN:
+		case SECRET_FILE_WRONG_OWNER:
+		case SECRET_FILE_CHANGED:
+			return SECRET_FILE_INSECURE;
+		case SECRET_FILE_UNSET:
+		case SECRET_FILE_ABSENT:
+		case SECRET_FILE_NOT_REGULAR:
+		case SECRET_FILE_UNREADABLE:
+		case SECRET_FILE_NOT_ONE_LINE:
+			break;
+	}
+	return SECRET_FILE_MISSING;
+}
+
+/*
+ * What exactly is wrong with the file at path, for cal_refresh_check():
+ * the same checks as secret_file_get, the reason kept apart so that a
+ * hint can name its fix.  *problem as there (NULL when fine).
+ */
+SecretFileProblem
+secret_file_check(const char *path, char **problem)
+{
+	const char *secret;
+
+	return secret_file_load(path, &secret, problem);
 }

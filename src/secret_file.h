@@ -18,12 +18,23 @@ typedef enum SecretFileStatus
 	SECRET_FILE_INSECURE		/* readable by more than the server */
 } SecretFileStatus;
 
-/*
- * Returns the secret held in the file at path.  On SECRET_FILE_OK, *secret
- * points at a cached copy valid until the next call; otherwise *problem is
- * a palloc'd description that names the path, never the contents.
- */
+/* Why a secret file does not pass, one reason per fix. */
+typedef enum SecretFileProblem
+{
+	SECRET_FILE_FINE,
+	SECRET_FILE_UNSET,			/* cal_refresh.secret_key_file is '' */
+	SECRET_FILE_ABSENT,			/* stat() failed */
+	SECRET_FILE_NOT_REGULAR,
+	SECRET_FILE_TOO_OPEN,		/* ours, with group or world access */
+	SECRET_FILE_ROOT_TOO_OPEN,	/* root's, with more than group read */
+	SECRET_FILE_WRONG_OWNER,	/* neither ours nor root's */
+	SECRET_FILE_CHANGED,		/* swapped for a worse one while opened */
+	SECRET_FILE_UNREADABLE,		/* open() or read() failed */
+	SECRET_FILE_NOT_ONE_LINE	/* empty, too large, spaces or controls */
+} SecretFileProblem;
+
 extern SecretFileStatus secret_file_get(const char *path, const char **secret,
 										char **problem);
+extern SecretFileProblem secret_file_check(const char *path, char **problem);
 
 #endif							/* SECRET_FILE_H */

@@ -567,3 +567,80 @@ token_store_status(const char *table_name, const Datum *failure_columns,
 	spi_pinned_end(&session);
 	return status;
 }
+
+/* The count of token_store_count_unusable, run in a subtransaction. */
+typedef struct CountAttempt
+{
+	const TokenTable *table;
+	TokenRowCounts *counts;
+} CountAttempt;
+
+static void
+token_store_count_attempt(void *arg)
+{
+	CountAttempt *attempt = (CountAttempt *) arg;
+	char	   *sql = token_table_count_sql(attempt->table);
+	int64	   *fields[6];
+	int			rc;
+	size_t		i;
+
+	fields[0] = &attempt->counts->rows;
+	fields[1] = &attempt->counts->no_key;
+	fields[2] = &attempt->counts->no_tokens;
+	fields[3] = &attempt->counts->null_expiry;
+	fields[4] = &attempt->counts->infinite_expiry;
+	fields[5] = &attempt->counts->absurd_expiry;
+	rc = SPI_execute(sql, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < lengthof(fields); i++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, i + 1,
+										  &isnull);
+
+		*fields[i] = isnull ? 0 : DatumGetInt64(value);
+	}
+	pfree(sql);
+}
+
+/*
+ * Counts the rows of the table (those the caller may see) that no refresh
+ * can serve, for cal_refresh_check().  The table's row-level security
+ * policies may raise: such an error is caught in a subtransaction and its
+ * message (never its detail) comes back in *problem, as REFUSED; a cancel
+ * is never caught.  TABLE_INVALID when the table does not fit.
+ */
+TokenStoreStatus
+token_store_count_unusable(const char *table_name, TokenRowCounts *counts,
+						   char **problem)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	TokenStoreStatus status = TOKEN_STORE_OK;
+	SpiPinned	session;
+	const TokenTable *table;
+
+	memset(counts, 0, sizeof(*counts));
+	table = token_store_begin(table_name, &session, problem);
+	if (table == NULL)
+		status = TOKEN_STORE_TABLE_INVALID;
+	else
+	{
+		CountAttempt attempt = {table, counts};
+		ErrorData  *error;
+
+		error = token_store_in_subtransaction(token_store_count_attempt,
+											  &attempt, false, caller_context);
+		if (error != NULL)
+		{
+			if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(error);
+			*problem = MemoryContextStrdup(caller_context, error->message);
+			FreeErrorData(error);
+			status = TOKEN_STORE_REFUSED;
+		}
+	}
+	spi_pinned_end(&session);
+	return status;
+}

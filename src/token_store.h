@@ -96,4 +96,19 @@ extern TokenStoreStatus token_store_status(const char *table_name,
 										   Tuplestorestate *store,
 										   char **problem);
 
+/* Rows no refresh can serve, as token_table_count_sql counts them. */
+typedef struct TokenRowCounts
+{
+	int64		rows;
+	int64		no_key;
+	int64		no_tokens;		/* no refresh token, no managed user id */
+	int64		null_expiry;
+	int64		infinite_expiry;
+	int64		absurd_expiry;
+} TokenRowCounts;
+
+extern TokenStoreStatus token_store_count_unusable(const char *table_name,
+												   TokenRowCounts *counts,
+												   char **problem);
+
 #endif							/* TOKEN_STORE_H */

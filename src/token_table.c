@@ -138,17 +138,6 @@ token_table_invalidate_all(Datum arg, int cacheid, uint32 hashvalue)
 	token_table.valid = false;
 }
 
-/* The column's base type, or InvalidOid when there is no such column. */
-static Oid
-column_type(Oid relid, const char *column)
-{
-	AttrNumber	attnum = get_attnum(relid, column);
-
-	if (attnum == InvalidAttrNumber)
-		return InvalidOid;
-	return getBaseType(get_atttype(relid, attnum));
-}
-
 static ExpiryKind
 expiry_kind(Oid type)
 {
@@ -406,18 +395,179 @@ prepare_statements(const char *qualified_name)
 	prepare_status_statement(qualified_name);
 }
 
+/*
+ * What each column of the table must be, in the order the checks run (and
+ * report): required ones first.  problem is the message for a column that
+ * does not fit, with %s for the table's qualified name; the three text
+ * columns share one.
+ */
+static const TokenColumnSpec column_specs[TOKEN_TABLE_COLUMNS] = {
+	{COL_USER_ULID, COLUMN_TEXT, true,
+		"table %s needs text columns \"" COL_USER_ULID "\", \""
+		COL_ACCESS_TOKEN "\" and \"" COL_REFRESH_TOKEN "\""},
+	{COL_ACCESS_TOKEN, COLUMN_TEXT, true,
+		"table %s needs text columns \"" COL_USER_ULID "\", \""
+		COL_ACCESS_TOKEN "\" and \"" COL_REFRESH_TOKEN "\""},
+	{COL_REFRESH_TOKEN, COLUMN_TEXT, true,
+		"table %s needs text columns \"" COL_USER_ULID "\", \""
+		COL_ACCESS_TOKEN "\" and \"" COL_REFRESH_TOKEN "\""},
+	{COL_ACCESS_EXPIRY, COLUMN_EXPIRY, true,
+		"table %s needs a column \"" COL_ACCESS_EXPIRY "\" of type timestamptz, "
+		"timestamp or bigint (milliseconds)"},
+	{COL_MANAGED_USER_ID, COLUMN_INTEGER, false,
+		"column \"" COL_MANAGED_USER_ID "\" of table %s must be an integer"},
+	{COL_REFRESH_EXPIRY, COLUMN_EXPIRY, false,
+		"column \"" COL_REFRESH_EXPIRY "\" of table %s must be timestamptz, "
+		"timestamp or bigint"},
+	{COL_UPDATED_AT, COLUMN_TIMESTAMP, false,
+		"column \"" COL_UPDATED_AT "\" of table %s must be timestamptz or "
+		"timestamp"},
+};
+
+/* The name of a column the extension knows. */
+const char *
+token_table_column_name(TokenColumn column)
+{
+	return column_specs[column].name;
+}
+
+/* Does a column of base type type fit kind?  *expiry says how it is read. */
+static bool
+column_fits(TokenColumnKind kind, Oid type, ExpiryKind *expiry)
+{
+	*expiry = expiry_kind(type);
+	switch (kind)
+	{
+		case COLUMN_TEXT:
+			return is_text_type(type);
+		case COLUMN_INTEGER:
+			return type == INT2OID || type == INT4OID || type == INT8OID;
+		case COLUMN_EXPIRY:
+			return *expiry != EXPIRY_NONE;
+		case COLUMN_TIMESTAMP:
+			return *expiry == EXPIRY_TIMESTAMPTZ || *expiry == EXPIRY_TIMESTAMP;
+	}
+	return false;
+}
+
+/* Each column of column_specs as the table has it. */
+static void
+inspect_columns(Oid relid, TokenTableReport *report)
+{
+	int			i;
+
+	for (i = 0; i < TOKEN_TABLE_COLUMNS; i++)
+	{
+		const TokenColumnSpec *spec = &column_specs[i];
+		TokenColumnReport *column = &report->columns[i];
+		AttrNumber	attnum = get_attnum(relid, spec->name);
+		Oid			collation;
+
+		column->spec = spec;
+		column->expiry = EXPIRY_NONE;
+		column->type = InvalidOid;
+		column->typmod = -1;
+		if (attnum == InvalidAttrNumber)
+		{
+			column->state = TOKEN_COLUMN_ABSENT;
+			continue;
+		}
+		get_atttypetypmodcoll(relid, attnum, &column->type, &column->typmod,
+							  &collation);
+		column->state = column_fits(spec->kind, getBaseType(column->type),
+									&column->expiry) ?
+			TOKEN_COLUMN_FITS : TOKEN_COLUMN_WRONG_TYPE;
+	}
+}
+
+/*
+ * What the relation itself holds: the unique index on the key, whether the
+ * key is NOT NULL, deferred checks, and the owner.
+ */
+static void
+inspect_relation(Oid relid, TokenTableReport *report)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	AttrNumber	key = get_attnum(relid, COL_USER_ULID);
+
+	if (key != InvalidAttrNumber)
+	{
+		report->has_key_index = has_unique_index_on(rel, key);
+		report->key_not_null =
+			TupleDescAttr(RelationGetDescr(rel), key - 1)->attnotnull;
+	}
+	report->has_deferred_checks = has_deferred_checks(rel);
+	report->owner = rel->rd_rel->relowner;
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * Looks at the table table_name names, without raising for anything it
+ * finds: the one set of checks behind token_table_get and
+ * cal_refresh_check().  report->problem holds the first reason the
+ * extension cannot use the table, or NULL when it can.
+ */
+void
+token_table_inspect(const char *table_name, TokenTableReport *report)
+{
+	Oid			nspid;
+	char		relkind;
+	int			i;
+
+	memset(report, 0, sizeof(*report));
+	if (!token_table_parse_name(table_name, report->schema, report->table))
+	{
+		report->problem = psprintf("cal_refresh.table_name \"%s\" is not of "
+								   "the form schema.table", table_name);
+		return;
+	}
+	report->parsed = true;
+	report->qualified_name = quote_qualified_identifier(report->schema,
+														report->table);
+	nspid = get_namespace_oid(report->schema, true);
+	report->relid = OidIsValid(nspid) ?
+		get_relname_relid(report->table, nspid) : InvalidOid;
+	if (!OidIsValid(report->relid))
+	{
+		report->problem = psprintf("table %s does not exist",
+								   report->qualified_name);
+		return;
+	}
+	relkind = get_rel_relkind(report->relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		report->problem = psprintf("%s is not a table", report->qualified_name);
+		return;
+	}
+	report->is_table = true;
+	inspect_columns(report->relid, report);
+	inspect_relation(report->relid, report);
+	for (i = 0; i < TOKEN_TABLE_COLUMNS && report->problem == NULL; i++)
+	{
+		const TokenColumnReport *column = &report->columns[i];
+
+		if (column->state == TOKEN_COLUMN_WRONG_TYPE ||
+			(column->state == TOKEN_COLUMN_ABSENT && column->spec->required))
+			report->problem = psprintf(column->spec->problem,
+									   report->qualified_name);
+	}
+	if (report->problem == NULL && !report->has_key_index)
+		report->problem = psprintf("column \"%s\" of table %s needs a unique "
+								   "index", COL_USER_ULID,
+								   report->qualified_name);
+}
+
+/*
+ * The table named by table_name, checked, with its statements prepared;
+ * cached until the table or a schema changes.  Must run inside SPI with
+ * search_path pinned.  NULL, with *problem set, when the table does not
+ * fit.
+ */
 const TokenTable *
 token_table_get(const char *table_name, char **problem)
 {
 	TokenTable *t = &token_table;
-	char		schema[NAMEDATALEN];
-	char		table[NAMEDATALEN];
-	Oid			nspid;
-	Oid			relid;
-	Oid			type;
-	char		relkind;
-	Relation	rel;
-	bool		has_key_index;
+	TokenTableReport report;
 
 	if (t->valid && strcmp(t->table_name, table_name) == 0)
 		return t;
@@ -433,98 +583,63 @@ token_table_get(const char *table_name, char **problem)
 	t->valid = false;
 	t->table_name[0] = '\0';
 	t->relid = InvalidOid;
-	t->access_expiry = t->refresh_expiry = t->updated_at = EXPIRY_NONE;
-	t->has_managed_user_id = false;
 
-	if (!token_table_parse_name(table_name, schema, table))
+	token_table_inspect(table_name, &report);
+	if (report.problem != NULL)
 	{
-		*problem = psprintf("cal_refresh.table_name \"%s\" is not of the form "
-							"schema.table", table_name);
+		*problem = report.problem;
 		return NULL;
 	}
-	nspid = get_namespace_oid(schema, true);
-	relid = OidIsValid(nspid) ? get_relname_relid(table, nspid) : InvalidOid;
-	if (!OidIsValid(relid))
-	{
-		*problem = psprintf("table %s does not exist",
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-	{
-		*problem = psprintf("%s is not a table",
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
+	t->access_expiry = report.columns[TOKEN_COLUMN_ACCESS_EXPIRY].expiry;
+	t->has_managed_user_id =
+		report.columns[TOKEN_COLUMN_MANAGED_USER_ID].state == TOKEN_COLUMN_FITS;
+	t->refresh_expiry = report.columns[TOKEN_COLUMN_REFRESH_EXPIRY].expiry;
+	t->updated_at = report.columns[TOKEN_COLUMN_UPDATED_AT].expiry;
+	t->has_deferred_checks = report.has_deferred_checks;
+	t->owner = report.owner;
 
-	if (!is_text_type(column_type(relid, COL_USER_ULID)) ||
-		!is_text_type(column_type(relid, COL_ACCESS_TOKEN)) ||
-		!is_text_type(column_type(relid, COL_REFRESH_TOKEN)))
-	{
-		*problem = psprintf("table %s needs text columns \"%s\", \"%s\" and \"%s\"",
-							quote_qualified_identifier(schema, table),
-							COL_USER_ULID, COL_ACCESS_TOKEN, COL_REFRESH_TOKEN);
-		return NULL;
-	}
-	t->access_expiry = expiry_kind(column_type(relid, COL_ACCESS_EXPIRY));
-	if (t->access_expiry == EXPIRY_NONE)
-	{
-		*problem = psprintf("table %s needs a column \"%s\" of type timestamptz, "
-							"timestamp or bigint (milliseconds)",
-							quote_qualified_identifier(schema, table),
-							COL_ACCESS_EXPIRY);
-		return NULL;
-	}
-
-	/* Optional columns: absent is fine, present with a wrong type is not. */
-	type = column_type(relid, COL_MANAGED_USER_ID);
-	t->has_managed_user_id = OidIsValid(type);
-	if (OidIsValid(type) && type != INT2OID && type != INT4OID && type != INT8OID)
-	{
-		*problem = psprintf("column \"%s\" of table %s must be an integer",
-							COL_MANAGED_USER_ID,
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
-	type = column_type(relid, COL_REFRESH_EXPIRY);
-	t->refresh_expiry = expiry_kind(type);
-	if (OidIsValid(type) && t->refresh_expiry == EXPIRY_NONE)
-	{
-		*problem = psprintf("column \"%s\" of table %s must be timestamptz, "
-							"timestamp or bigint",
-							COL_REFRESH_EXPIRY,
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
-	type = column_type(relid, COL_UPDATED_AT);
-	t->updated_at = expiry_kind(type);
-	if (OidIsValid(type) && (t->updated_at == EXPIRY_NONE ||
-							 t->updated_at == EXPIRY_MILLISECONDS))
-	{
-		*problem = psprintf("column \"%s\" of table %s must be timestamptz or "
-							"timestamp",
-							COL_UPDATED_AT,
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
-
-	rel = table_open(relid, AccessShareLock);
-	has_key_index = has_unique_index_on(rel, get_attnum(relid, COL_USER_ULID));
-	t->has_deferred_checks = has_deferred_checks(rel);
-	t->owner = rel->rd_rel->relowner;
-	table_close(rel, AccessShareLock);
-	if (!has_key_index)
-	{
-		*problem = psprintf("column \"%s\" of table %s needs a unique index",
-							COL_USER_ULID,
-							quote_qualified_identifier(schema, table));
-		return NULL;
-	}
-
-	prepare_statements(quote_qualified_identifier(schema, table));
+	prepare_statements(report.qualified_name);
 	strlcpy(t->table_name, table_name, sizeof(t->table_name));
-	t->relid = relid;
+	t->relid = report.relid;
 	t->valid = true;
 	return t;
+}
+
+/*
+ * SQL counting, among the rows the caller can see, those no refresh can
+ * serve, in the order of TokenRowCounts: all rows; rows without a key;
+ * rows with neither a refresh token nor a managed user id; expiries that
+ * are NULL, infinite (or, in milliseconds, outside the years 1..9999), or
+ * absurd: before 2000, or more than a day ahead, which no access token
+ * Cal.com issues lives (such a row is taken for valid, and never
+ * refreshed).
+ */
+char *
+token_table_count_sql(const TokenTable *t)
+{
+	StringInfoData sql;
+	StringInfoData expiry;
+	const char *refresh = quote_identifier(COL_REFRESH_TOKEN);
+
+	initStringInfo(&expiry);
+	append_expiry_read(&expiry, COL_ACCESS_EXPIRY, t->access_expiry);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT count(*), count(*) FILTER (WHERE %s IS NULL), "
+					 "count(*) FILTER (WHERE (%s IS NULL OR %s = '')",
+					 quote_identifier(COL_USER_ULID), refresh, refresh);
+	if (t->has_managed_user_id)
+		appendStringInfo(&sql, " AND %s IS NULL",
+						 quote_identifier(COL_MANAGED_USER_ID));
+	appendStringInfo(&sql, "), count(*) FILTER (WHERE %s IS NULL), "
+					 "count(*) FILTER (WHERE NOT isfinite(%s)), "
+					 "count(*) FILTER (WHERE isfinite(%s) AND (%s < "
+					 "'2000-01-01 00:00+00'::timestamptz OR %s > now() + "
+					 "interval '1 day')) FROM %s",
+					 quote_identifier(COL_ACCESS_EXPIRY), expiry.data,
+					 expiry.data, expiry.data, expiry.data,
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
+												get_rel_name(t->relid)));
+	pfree(expiry.data);
+	return sql.data;
 }

@@ -44,6 +44,70 @@ typedef struct TokenTable
 	SPIPlanPtr	status_plan;	/* see token_store_status */
 } TokenTable;
 
+/* The columns the extension knows, in the order they are checked. */
+typedef enum TokenColumn
+{
+	TOKEN_COLUMN_USER_ULID,
+	TOKEN_COLUMN_ACCESS_TOKEN,
+	TOKEN_COLUMN_REFRESH_TOKEN,
+	TOKEN_COLUMN_ACCESS_EXPIRY,
+	TOKEN_COLUMN_MANAGED_USER_ID,
+	TOKEN_COLUMN_REFRESH_EXPIRY,
+	TOKEN_COLUMN_UPDATED_AT,
+	TOKEN_TABLE_COLUMNS
+} TokenColumn;
+
+/* The types a column may have. */
+typedef enum TokenColumnKind
+{
+	COLUMN_TEXT,				/* text or varchar */
+	COLUMN_INTEGER,				/* smallint, integer or bigint */
+	COLUMN_EXPIRY,				/* timestamptz, timestamp or bigint ms */
+	COLUMN_TIMESTAMP			/* timestamptz or timestamp */
+} TokenColumnKind;
+
+/* One row of the table of columns (token_table.c). */
+typedef struct TokenColumnSpec
+{
+	const char *name;
+	TokenColumnKind kind;
+	bool		required;
+	const char *problem;		/* format: the table's name for %s */
+} TokenColumnSpec;
+
+typedef enum TokenColumnState
+{
+	TOKEN_COLUMN_FITS,
+	TOKEN_COLUMN_ABSENT,
+	TOKEN_COLUMN_WRONG_TYPE
+} TokenColumnState;
+
+typedef struct TokenColumnReport
+{
+	const TokenColumnSpec *spec;
+	TokenColumnState state;
+	Oid			type;			/* as declared (a domain, say) */
+	int32		typmod;
+	ExpiryKind	expiry;			/* how an expiry column is read */
+} TokenColumnReport;
+
+/* What token_table_inspect found; problem is NULL when the table fits. */
+typedef struct TokenTableReport
+{
+	bool		parsed;			/* table_name is schema.table */
+	char		schema[NAMEDATALEN];
+	char		table[NAMEDATALEN];
+	const char *qualified_name;
+	Oid			relid;			/* InvalidOid: no such relation */
+	bool		is_table;		/* a table or a partitioned table */
+	TokenColumnReport columns[TOKEN_TABLE_COLUMNS];
+	bool		has_key_index;
+	bool		key_not_null;
+	bool		has_deferred_checks;
+	Oid			owner;
+	char	   *problem;
+} TokenTableReport;
+
 /*
  * Parses cal_refresh.table_name ("schema.table", either part optionally
  * double-quoted) without raising or allocating: a GUC check hook uses it.
@@ -52,13 +116,11 @@ typedef struct TokenTable
 extern bool token_table_parse_name(const char *value, char *schema,
 								   char *table);
 
-/*
- * The table named by table_name, checked, with its statements prepared;
- * cached until the table or a schema changes.  Must run inside SPI with
- * search_path pinned.  NULL, with *problem set, when the table does not
- * fit.
- */
+extern const char *token_table_column_name(TokenColumn column);
+extern void token_table_inspect(const char *table_name,
+								TokenTableReport *report);
 extern const TokenTable *token_table_get(const char *table_name,
 										 char **problem);
+extern char *token_table_count_sql(const TokenTable *table);
 
 #endif							/* TOKEN_TABLE_H */

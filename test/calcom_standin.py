@@ -2,7 +2,8 @@
 """Local stand-in for Cal.com's token API (API v2): managed users and the OAuth2 flow.
 
 Serves the routes of shared/calcom-api.md (refresh, force refresh, create and get a managed user,
-and the OAuth2 token endpoint) on 127.0.0.1, with Cal.com's rotation rules, error envelope and rate-limit headers, plus a control
+the list of managed users that cal_refresh_check() asks for, and the OAuth2 token endpoint) on
+127.0.0.1, with Cal.com's rotation rules, error envelope and rate-limit headers, plus a control
 interface under /_control/ (loopback, no secret) that tests use to seed deterministic tokens,
 inject faults, add latency, enforce a rate limit and read counters.
 
@@ -54,7 +55,8 @@ HANG_MAX_S = 120
 HUGE_PADDING_BYTES = 1_500_000
 REDIRECT_TARGET = "http://127.0.0.1:1/elsewhere"
 
-ENDPOINTS = ("refresh", "force_refresh", "create_user", "get_user", "oauth2_token")
+ENDPOINTS = ("refresh", "force_refresh", "create_user", "get_user", "list_users",
+             "oauth2_token")
 USER_ENDPOINTS = ("refresh", "force_refresh", "oauth2_token")  # the calls counted per user
 FAULT_KINDS = (
     "status", "html", "malformed", "truncated", "no_data", "missing_field", "no_expiry",
@@ -68,8 +70,10 @@ API_ROUTES = (
      "force_refresh"),
     ("POST", re.compile(r"/v2/oauth-clients/(?P<client>[^/]+)/users"), "create_user"),
     ("GET", re.compile(r"/v2/oauth-clients/(?P<client>[^/]+)/users/(?P<user>[^/]+)"), "get_user"),
+    ("GET", re.compile(r"/v2/oauth-clients/(?P<client>[^/]+)/users"), "list_users"),
     ("POST", re.compile(r"/v2/auth/oauth2/token"), "oauth2_token"),
 )
+DEFAULT_PAGE = 50  # the users a list returns without ?limit= (Cal.com's controller)
 
 # error.code and error.message for a `status` fault, as Cal.com's exception filter words them.
 STATUS_ERRORS = {
@@ -221,6 +225,16 @@ def access_expiry_ms(now):
 
 def refresh_expiry_ms(now):
     return int((now + REFRESH_LIFETIME_S) * 1000)
+
+
+def pagination_arg(query, name, default, minimum):
+    """One ?limit= or ?offset= value; a bad one is the validation pipe's 400."""
+    values = query.get(name)
+    if not values:
+        return default
+    if not re.fullmatch(r"[0-9]+", values[-1]) or int(values[-1]) < minimum:
+        raise validation_error(name, "min", f"{name} must not be less than {minimum}")
+    return int(values[-1])
 
 
 def parse_user_id(text):
@@ -392,6 +406,15 @@ class StandinState:
     def get_user(self, user_text):
         with self.lock:
             return self.users[self._known_user(user_text)].profile
+
+    def list_users(self, query):
+        """The client's managed users by id, a page of them: ?limit= and ?offset= as Cal.com's
+        Pagination validates them (whole numbers, limit at least 1)."""
+        limit = pagination_arg(query, "limit", DEFAULT_PAGE, 1)
+        offset = pagination_arg(query, "offset", 0, 0)
+        with self.lock:
+            ordered = [self.users[i].profile for i in sorted(self.users)]
+        return ordered[offset:offset + limit]
 
     def decoy_pair(self):
         """Tokens for a distorted success body when no real operation ran.  They were never
@@ -751,6 +774,8 @@ def distort(kind, payload, fault_field):
     """A success body made unusable the way `kind` says (payload is a private copy).  An OAuth2
     body (bare or wrapped) has snake_case fields: the fault's field is named as in either."""
     data = payload.get("data", {}) if "status" in payload else payload
+    if not isinstance(data, dict):  # a list's page: only whole-body faults apply
+        data = {}
     oauth2 = "access_token" in data
     if oauth2:
         fault_field = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), fault_field)
@@ -864,6 +889,9 @@ class StandinHandler(BaseHTTPRequestHandler):
             if request.endpoint == "create_user":
                 return json_reply(201, {"status": "success",
                                         "data": state.create_user(request.body)})
+            if request.endpoint == "list_users":
+                query = parse_qs(urlsplit(request.url).query)
+                return json_reply(200, {"status": "success", "data": state.list_users(query)})
             return json_reply(200, {"status": "success", "data": state.get_user(request.user_text)})
         except ApiError as error:
             return error_reply(error, request.url)

@@ -289,7 +289,8 @@ def build_parser():
         "per_minute", type=int, metavar="N")
     fault = add("fault", cmd_fault, "give the next matching calls a fault")
     fault.add_argument("endpoint", metavar="ENDPOINT",
-                       choices=["refresh", "force_refresh", "create_user", "get_user", "any"])
+                       choices=["refresh", "force_refresh", "create_user", "get_user",
+                                "list_users", "any"])
     fault.add_argument("kind", metavar="KIND")
     fault.add_argument("--status", type=int)
     fault.add_argument("--count", type=int, default=1, help="-1: until reset")
@@ -310,7 +311,8 @@ def build_parser():
                         help='answer {"status":"success","data":{...}} instead of the bare object')
     calls = add("calls", cmd_calls, "print call counts")
     calls.add_argument("endpoint", nargs="?", metavar="ENDPOINT",
-                       choices=["refresh", "force_refresh", "create_user", "get_user"])
+                       choices=["refresh", "force_refresh", "create_user", "get_user",
+                                "list_users"])
     calls.add_argument("--user", type=int)
     add("connections", cmd_connections, "print the number of connections that carried API calls")
     add("token-state", cmd_token_state, "print current, spent or unknown").add_argument(

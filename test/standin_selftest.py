@@ -159,6 +159,47 @@ def test_create_and_get_user(api, r):
     r.check("get user: unknown is 404", missing.status == 404, missing.status)
 
 
+def test_list_users(api, r):
+    """GET /v2/oauth-clients/{clientId}/users: the read-only call cal_refresh_check() makes."""
+    api.new_user()
+    api.new_user()
+    path = f"/v2/oauth-clients/{CLIENT_ID}/users"
+    one = api.api("GET", f"{path}?limit=1&offset=0")
+    r.check("list users: 200 with a list of one", one.status == 200
+            and one.json["status"] == "success" and isinstance(one.data(), list)
+            and len(one.data()) == 1, one.body)
+    first, second = api.api("GET", f"{path}?limit=2").data()
+    r.check("list users: in id order, paged by offset", first["id"] < second["id"]
+            and api.api("GET", f"{path}?limit=1&offset=1").data() == [second])
+    r.check("list users: the same user objects as get",
+            api.api("GET", f"{path}/{first['id']}").data() == first)
+    for query in ("limit=0", "limit=x", "offset=-1"):
+        bad = api.api("GET", f"{path}?{query}")
+        r.check(f"list users: {query} is 400", bad.status == 400
+                and bad.code() == "BadRequestException", bad.status)
+    wrong = api.api("GET", f"{path}?limit=1", secret="wrong")
+    r.check("list users: wrong secret is 401 in the envelope", wrong.status == 401
+            and wrong.code() == "UnauthorizedException"
+            and wrong.json["path"] == f"{path}?limit=1", wrong.body)
+    r.check("list users: no secret is 401",
+            api.api("GET", f"{path}?limit=1", secret=None).status == 401)
+    other = api.api("GET", "/v2/oauth-clients/other-client/users?limit=1")
+    r.check("list users: another client is 401", other.status == 401, other.status)
+    r.check("list users: POST to the same path still creates",
+            api.create_user(f"l{secrets.token_hex(4)}@example.com").status == 201)
+    api.fault("list_users", "status", status=503)
+    r.check("list users: a status fault applies",
+            api.api("GET", f"{path}?limit=1").status == 503)
+    api.fault("list_users", "html", status=502)
+    page = api.api("GET", f"{path}?limit=1")
+    r.check("list users: an html fault applies", page.status == 502 and page.json is None)
+    for kind in ("missing_field", "malformed"):
+        api.fault("list_users", kind)
+        r.check(f"list users: a {kind} fault answers 200",
+                api.api("GET", f"{path}?limit=1").status == 200)
+    r.check("list users: faults used up", api.api("GET", f"{path}?limit=1").status == 200)
+
+
 def test_refresh_rotates(api, r):
     user_id, access, refresh = api.new_user()
     first = api.refresh(refresh)
@@ -567,7 +608,7 @@ def test_stats(api, r):
     stats = api.control("GET", "stats")
     r.check("stats: calls", stats["calls"] == {"refresh": 2, "force_refresh": 1,
                                                "create_user": 0, "get_user": 0,
-                                               "oauth2_token": 0}, stats)
+                                               "list_users": 0, "oauth2_token": 0}, stats)
     r.check("stats: calls by user, spent token attributed",
             stats["calls_by_user"] == {str(user_id): {"refresh": 2, "force_refresh": 1,
                                                       "oauth2_token": 0}}, stats)
@@ -733,8 +774,9 @@ def main():
             f.write(SECRET + "\n")
         process, output, port_file, port = start_server(workdir)
         api = Api(port, port_file, secret_file)
-        tests = [test_create_and_get_user, test_refresh_rotates, test_refresh_validation,
-                 test_force_refresh, test_oauth2_token, test_authentication, test_unknown_route_and_headers,
+        tests = [test_create_and_get_user, test_list_users, test_refresh_rotates,
+                 test_refresh_validation, test_force_refresh, test_oauth2_token,
+                 test_authentication, test_unknown_route_and_headers,
                  test_seed_and_token_state, test_seed_many, test_fault_status, test_fault_bodies,
                  test_fault_no_expiry, test_fault_apply, test_fault_count_and_endpoint,
                  test_fault_hang, test_fault_reset, test_latency, test_rate_limit, test_race,

@@ -38,7 +38,17 @@ out=$(cpsql nopreload t -At -U mallory \
 	-c "SELECT error_code FROM cal_refresh_user_tokens('01NP')")
 is "$out" "config_insecure" "a placeholder set before loading changes nothing"
 
-is "$($CAL_STANDIN_CTL calls)" "refresh=0 force_refresh=0" "no call reached Cal.com"
+# cal_refresh_check() says what is wrong and how to fix it, and sends the
+# secret nowhere either.
+out=$(cpsql nopreload t -At -F '|' -c "SELECT ok, hint FROM cal_refresh_check() WHERE \"check\" = 'shared_preload_libraries'")
+is "$out" "f|ALTER SYSTEM SET shared_preload_libraries = 'cal_refresh'; then restart the server." \
+	"cal_refresh_check: the preload row fails, its hint names the setting"
+out=$(cpsql nopreload t -At -F '|' -c "SELECT coalesce(ok::text, 'null'), detail FROM cal_refresh_check() WHERE \"check\" = 'calcom_credentials'")
+is "$out" "null|not checked: cal_refresh is not in shared_preload_libraries" \
+	"cal_refresh_check: Cal.com is not asked without the preload"
+
+is "$($CAL_STANDIN_CTL calls refresh) $($CAL_STANDIN_CTL calls force_refresh) $($CAL_STANDIN_CTL calls list_users)" \
+	"refresh=0 force_refresh=0 list_users=0" "no call reached Cal.com"
 
 # The statistics live in shared memory that only a preloaded library has:
 # asking for them says so, with the fix.

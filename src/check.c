@@ -1,0 +1,870 @@
+/*-------------------------------------------------------------------------
+ *
+ * check.c
+ *		cal_refresh_check(): what a DBA runs first.  One row per check, in
+ *		a fixed order: the preload, the settings, the secret file, Cal.com
+ *		itself, the application's table and its rows, a role's
+ *		privileges, the request budget and the pg_cron job.
+ *
+ * Nothing it finds raises: each problem is a row with ok = false, what was
+ * found in detail and the fix in hint.  ok is NULL when a check could not
+ * be made (what it depends on failed, or it does not apply).  The lower
+ * layers do the checking (secret_file, token_table, token_store,
+ * calcom_client), each through the same code its callers run, so this
+ * file only asks and words the answers.  No detail ever shows the secret
+ * or a token.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "cal_refresh.h"
+#include "calcom_client.h"
+#include "compat.h"
+#include "secret_file.h"
+#include "spi_pinned.h"
+#include "token_store.h"
+#include "token_table.h"
+
+/* Cal.com's limit per OAuth client, requests a minute. */
+#define CAL_CALCOM_LIMIT_PER_MINUTE 500
+
+PG_FUNCTION_INFO_V1(cal_refresh_check);
+
+typedef enum CheckOk
+{
+	CHECK_FAILED,
+	CHECK_PASSED,
+	CHECK_NOT_MADE				/* ok is NULL */
+} CheckOk;
+
+/* What the checks learn as they go, and where their rows go. */
+typedef struct CheckState
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	CalSettings settings;
+	Oid			extension_schema;
+	Oid			role;			/* whose privileges; InvalidOid: no such role */
+	const char *role_name;
+	const char *os_user;		/* the server's OS user, for chown hints */
+	const char *calcom_blocked; /* why Cal.com is not asked, or NULL */
+	TokenTableReport table;
+	bool		counted;		/* counts holds the table's rows */
+	const char *not_counted;	/* else why not */
+	TokenRowCounts counts;
+} CheckState;
+
+/* A function the application or the scheduled refresh calls. */
+typedef struct CheckFunction
+{
+	const char *name;
+	const char *signature;		/* as GRANT names it */
+	bool		procedure;
+	int			nargs;
+	Oid			argtypes[5];
+} CheckFunction;
+
+static const CheckFunction application_functions[] = {
+	{"cal_access_token", "(text, interval)", false, 2, {TEXTOID, INTERVALOID}},
+	{"cal_refresh_user_tokens", "(text)", false, 1, {TEXTOID}},
+	{"cal_update_tokens", "(text, text, text, timestamptz, timestamptz)", false,
+	5, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}},
+	{"cal_update_tokens_ms", "(text, text, text, bigint, bigint)", false,
+	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}},
+};
+
+static const CheckFunction scheduled_functions[] = {
+	{"cal_refresh_expiring_tokens", "(interval, integer)", false, 2,
+	{INTERVALOID, INT4OID}},
+	{"cal_refresh_expiring_tokens_job", "(interval, integer)", true, 2,
+	{INTERVALOID, INT4OID}},
+	{"cal_refresh_status", "()", false, 0, {InvalidOid}},
+};
+
+/* Adds one row; hint is kept only for a failed check. */
+static void
+check_emit(CheckState *cs, const char *check, CheckOk ok, const char *detail,
+		   const char *hint)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, ok == CHECK_NOT_MADE, detail == NULL,
+	hint == NULL || ok == CHECK_PASSED};
+
+	values[0] = CStringGetTextDatum(check);
+	values[1] = BoolGetDatum(ok == CHECK_PASSED);
+	values[2] = detail != NULL ? CStringGetTextDatum(detail) : (Datum) 0;
+	values[3] = nulls[3] ? (Datum) 0 : CStringGetTextDatum(hint);
+	tuplestore_putvalues(cs->store, cs->desc, values, nulls);
+}
+
+/* A row that could not be checked, because of what came before. */
+static void
+check_skip(CheckState *cs, const char *check, const char *why)
+{
+	check_emit(cs, check, CHECK_NOT_MADE, psprintf("not checked: %s", why),
+			   NULL);
+}
+
+/*
+ * Only a library loaded at server start protects api_url and table_name
+ * from a session's first statement; loaded later, every call refuses.
+ */
+static void
+check_preload(CheckState *cs)
+{
+	const char *current;
+	char	   *hint;
+
+	if (cs->settings.preloaded)
+	{
+		check_emit(cs, "shared_preload_libraries", CHECK_PASSED,
+				   "cal_refresh was loaded at server start", NULL);
+		return;
+	}
+
+	/*
+	 * The setting is for superusers and pg_read_all_settings only: others get
+	 * advice without its value (and no error).  The libraries listed already
+	 * stay in the statement.
+	 */
+	if (has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS))
+	{
+		current = GetConfigOption("shared_preload_libraries", true, false);
+		hint = psprintf("ALTER SYSTEM SET shared_preload_libraries = %s; then "
+						"restart the server.",
+						quote_literal_cstr((current == NULL || current[0] == '\0') ?
+										   "cal_refresh" :
+										   psprintf("%s,cal_refresh", current)));
+	}
+	else
+		hint = "Add cal_refresh to shared_preload_libraries, keeping the "
+			"libraries listed there; then restart the server.";
+	check_emit(cs, "shared_preload_libraries", CHECK_FAILED,
+			   "cal_refresh was loaded by this session, not at server start: "
+			   "every call fails with config_insecure", hint);
+	cs->calcom_blocked = "cal_refresh is not in shared_preload_libraries";
+}
+
+static void
+check_client_id(CheckState *cs)
+{
+	const char *client_id = cs->settings.client_id;
+
+	if (client_id[0] != '\0' && calcom_client_id_is_valid(client_id))
+	{
+		check_emit(cs, "client_id", CHECK_PASSED, client_id, NULL);
+		return;
+	}
+	check_emit(cs, "client_id", CHECK_FAILED,
+			   client_id[0] == '\0' ? "cal_refresh.client_id is not set" :
+			   "cal_refresh.client_id holds characters no client id has",
+			   "ALTER SYSTEM SET cal_refresh.client_id = '<the OAuth client "
+			   "id from Cal.com>'; SELECT pg_reload_conf();");
+	if (cs->calcom_blocked == NULL)
+		cs->calcom_blocked = "cal_refresh.client_id is not usable";
+}
+
+/* The command that fixes a secret file, for each way it can be wrong. */
+static char *
+check_secret_hint(CheckState *cs, SecretFileProblem why, const char *path)
+{
+	const char *file = quote_literal_cstr(path);
+	const char *user = cs->os_user;
+
+	switch (why)
+	{
+		case SECRET_FILE_FINE:
+			return NULL;
+		case SECRET_FILE_UNSET:
+			return pstrdup("Set cal_refresh.secret_key_file in postgresql.conf "
+						   "to a file holding the OAuth client secret, then "
+						   "SELECT pg_reload_conf();");
+		case SECRET_FILE_ABSENT:
+		case SECRET_FILE_NOT_REGULAR:
+			return psprintf("Create it as a regular file: install -m 600 -o %s "
+							"/dev/null %s, then write the OAuth client secret "
+							"into it on one line.", user, file);
+		case SECRET_FILE_TOO_OPEN:
+		case SECRET_FILE_CHANGED:
+			return psprintf("chmod 0600 %s", file);
+		case SECRET_FILE_ROOT_TOO_OPEN:
+			return psprintf("chmod 0640 %s (root-owned: the group may read, "
+							"nobody else)", file);
+		case SECRET_FILE_WRONG_OWNER:
+			return psprintf("chown %s %s && chmod 0600 %s", user, file, file);
+		case SECRET_FILE_UNREADABLE:
+			return psprintf("Let the server's OS user %s read it: chmod 0600 "
+							"%s when it owns the file, or chgrp %s and chmod "
+							"0640 when root does.", user, file, user);
+		case SECRET_FILE_NOT_ONE_LINE:
+			return psprintf("Write the OAuth client secret on one line and "
+							"nothing else: printf '%%s\\n' \"$SECRET\" > %s",
+							file);
+	}
+	return NULL;
+}
+
+/* Set, present, a regular file, permissions, one printable line. */
+static void
+check_secret_file(CheckState *cs)
+{
+	const char *path = cs->settings.secret_key_file;
+	char	   *problem;
+	SecretFileProblem why = secret_file_check(path, &problem);
+
+	if (why == SECRET_FILE_FINE)
+	{
+		check_emit(cs, "secret_key_file", CHECK_PASSED,
+				   psprintf("\"%s\": one line, readable by the server alone",
+							path),
+				   NULL);
+		return;
+	}
+	check_emit(cs, "secret_key_file", CHECK_FAILED, problem,
+			   check_secret_hint(cs, why, path));
+	if (cs->calcom_blocked == NULL)
+		cs->calcom_blocked = "the secret key file is not usable";
+}
+
+static void
+check_api_url(CheckState *cs)
+{
+	const char *url = cs->settings.api_url;
+	const char *why;
+
+	if (!calcom_url_is_acceptable(url, &why))
+	{
+		check_emit(cs, "api_url", CHECK_FAILED,
+				   psprintf("\"%s\": %s", url, why),
+				   "ALTER SYSTEM SET cal_refresh.api_url = "
+				   "'https://api.cal.com'; SELECT pg_reload_conf();");
+		if (cs->calcom_blocked == NULL)
+			cs->calcom_blocked = "cal_refresh.api_url is not acceptable";
+		return;
+	}
+	check_emit(cs, "api_url", CHECK_PASSED,
+			   calcom_url_is_loopback(url) && pg_strncasecmp(url, "https:", 6) != 0 ?
+			   psprintf("%s (plain http, to a loopback host)", url) :
+			   psprintf("%s", url),
+			   NULL);
+}
+
+/* The hint for a connection that failed. */
+static const char *
+check_connection_hint(const CalCallResult *result, bool https)
+{
+	if (result->outcome == CAL_TIMEOUT)
+		return "Nothing answered in time: check the route from this server "
+			"to the host (DNS, firewall), or raise cal_refresh.connect_timeout.";
+	if (https)
+		return "Check that this server reaches the host (DNS, firewall, no "
+			"proxy in its environment that blocks it); for a Cal.com behind a "
+			"private CA, set cal_refresh.ca_file to its CA bundle.";
+	return "Check that the stand-in or proxy at cal_refresh.api_url is "
+		"running and listening.";
+}
+
+/* The hint for an answer that did not accept the credentials. */
+static const char *
+check_credentials_hint(const CalCallResult *result)
+{
+	long		status = result->http_status;
+
+	if (status == 401 || status == 403)
+		return "Cal.com refused the credentials: compare cal_refresh.client_id "
+			"and the secret in the file cal_refresh.secret_key_file names with "
+			"the OAuth client in Cal.com's platform settings, then replace the "
+			"file (no reload needed).";
+	if (status == 404)
+		return "Cal.com knows no such OAuth client or path: check "
+			"cal_refresh.client_id, and that cal_refresh.api_url is the API's "
+			"base URL (https://api.cal.com), without /v2.";
+	if (status == 429)
+		return "Cal.com is throttling this client: wait a minute, and keep "
+			"cal_refresh.max_requests_per_minute below 500.";
+	if (result->outcome == CAL_UNAVAILABLE || result->outcome == CAL_TIMEOUT)
+		return "Cal.com (or a proxy before it) is failing or slow: try again "
+			"later; cal_refresh.timeout bounds each call.";
+	return "The answer is not Cal.com's API: check that cal_refresh.api_url "
+		"is the API's base URL (https://api.cal.com), not a web page or a "
+		"redirecting address.";
+}
+
+/*
+ * Connects to Cal.com (TLS verified) and sends one cheap, read-only,
+ * authenticated request that only succeeds with a valid client id and
+ * secret: the first managed user of the client.  One attempt, no retry:
+ * the rows say what happened.  It takes a slot of the request budget like
+ * any call.
+ */
+static void
+check_calcom(CheckState *cs)
+{
+	const char *secret;
+	char	   *problem;
+	CalClientConfig client;
+	CalBatch   *batch;
+	const CalCallResult *answer;
+	CalCallResult result;
+	void	   *tag;
+	bool		connected;
+	bool		https;
+
+	if (cs->calcom_blocked == NULL &&
+		secret_file_get(cs->settings.secret_key_file, &secret, &problem) !=
+		SECRET_FILE_OK)
+		cs->calcom_blocked = "the secret key file is not usable";
+	if (cs->calcom_blocked != NULL)
+	{
+		check_skip(cs, "calcom_connection", cs->calcom_blocked);
+		check_skip(cs, "calcom_credentials", cs->calcom_blocked);
+		return;
+	}
+	cal_client_config(secret, &client);
+	client.max_retries = 0;
+	client.cancel_grace_ms = 0;	/* nothing to journal */
+	batch = calcom_batch_create(&client, 1, false, -1);
+	calcom_batch_add_list_users(batch, NULL);
+	answer = calcom_batch_next(batch, &tag);
+	result = *answer;
+	calcom_batch_end(batch);
+	ereport(DEBUG1,
+			(errmsg_internal("cal_refresh: check: %s HTTP %ld in %d ms",
+							 calcom_endpoint_name(result.endpoint),
+							 result.http_status, result.elapsed_ms)));
+
+	https = pg_strncasecmp(client.api_url, "https:", 6) == 0;
+	connected = result.http_status > 0 || result.request_sent;
+	if (result.attempts == 0)
+	{
+		/* Nothing was sent: the budget, or a pause after a 429, held it. */
+		const char *hint = "The cluster's request budget had no slot in time "
+			"(after a 429 every session pauses for up to a minute): try again "
+			"in a minute.";
+
+		check_emit(cs, "calcom_connection", CHECK_NOT_MADE,
+				   psprintf("not checked: %s", result.message), hint);
+		check_emit(cs, "calcom_credentials", CHECK_NOT_MADE,
+				   psprintf("not checked: %s", result.message), hint);
+		explicit_bzero(&result, sizeof(result));
+		return;
+	}
+	if (!connected)
+		check_emit(cs, "calcom_connection", CHECK_FAILED,
+				   psprintf("no connection to %s: %s", client.api_url,
+							result.message),
+				   check_connection_hint(&result, https));
+	else
+		check_emit(cs, "calcom_connection", CHECK_PASSED,
+				   psprintf(https ? "%s answered over TLS (certificate "
+							"verified)" : "%s answered (plain http)",
+							client.api_url),
+				   NULL);
+	if (!connected)
+		check_skip(cs, "calcom_credentials", "no connection to Cal.com");
+	else if (result.outcome == CAL_OK)
+		check_emit(cs, "calcom_credentials", CHECK_PASSED,
+				   "GET /v2/oauth-clients/{clientId}/users?limit=1 succeeded: "
+				   "Cal.com accepts the client id and secret", NULL);
+	else
+		check_emit(cs, "calcom_credentials", CHECK_FAILED,
+				   psprintf("GET /v2/oauth-clients/{clientId}/users?limit=1: %s",
+							result.message),
+				   check_credentials_hint(&result));
+	explicit_bzero(&result, sizeof(result));
+}
+
+/* The table cal_refresh.table_name names, and whether it is one. */
+static void
+check_table(CheckState *cs)
+{
+	TokenTableReport *t = &cs->table;
+
+	token_table_inspect(cs->settings.table_name, t);
+	if (t->is_table)
+		check_emit(cs, "table", CHECK_PASSED, t->qualified_name, NULL);
+	else
+		check_emit(cs, "table", CHECK_FAILED, t->problem,
+				   "Point cal_refresh.table_name at the application's table: "
+				   "ALTER SYSTEM SET cal_refresh.table_name = "
+				   "'schema.\"Table\"'; SELECT pg_reload_conf();");
+}
+
+/* What a column of each kind may be, and the type to turn it into. */
+static void
+check_column_kind(TokenColumnKind kind, const char **wanted,
+				  const char **suggested)
+{
+	switch (kind)
+	{
+		case COLUMN_TEXT:
+			*wanted = "text or varchar";
+			*suggested = "text";
+			return;
+		case COLUMN_INTEGER:
+			*wanted = "smallint, integer or bigint";
+			*suggested = "integer";
+			return;
+		case COLUMN_EXPIRY:
+			*wanted = "timestamptz, timestamp or bigint (milliseconds)";
+			*suggested = "timestamptz";
+			return;
+		case COLUMN_TIMESTAMP:
+			*wanted = "timestamptz or timestamp";
+			*suggested = "timestamptz";
+			return;
+	}
+}
+
+/* How the extension uses a column that fits, after its type. */
+static const char *
+check_column_use(const TokenColumnReport *column)
+{
+	if (column->expiry == EXPIRY_TIMESTAMP)
+		return ", read and written as UTC";
+	if (column->expiry == EXPIRY_MILLISECONDS)
+		return ", milliseconds since 1970-01-01 UTC";
+	if (strcmp(column->spec->name, "userUlid") == 0)
+		return ": the key";
+	return "";
+}
+
+/* What an optional column's absence costs. */
+static const char *
+check_column_absence(const TokenColumnSpec *spec)
+{
+	if (spec->kind == COLUMN_INTEGER)
+		return "absent (optional): no force refresh, so a spent refresh "
+			"token cannot be replaced";
+	if (spec->kind == COLUMN_TIMESTAMP)
+		return "absent (optional): not maintained";
+	return "absent (optional): the refresh token's expiry is not stored";
+}
+
+/* One row per column the extension knows, with its type as used. */
+static void
+check_columns(CheckState *cs)
+{
+	int			i;
+
+	for (i = 0; i < TOKEN_TABLE_COLUMNS; i++)
+	{
+		const TokenColumnReport *c = &cs->table.columns[i];
+		char	   *check;
+		const char *wanted = "";
+		const char *suggested = "";
+
+		check = psprintf("column \"%s\"", token_table_column_name((TokenColumn) i));
+		if (!cs->table.is_table)
+		{
+			check_skip(cs, check, "no table");
+			continue;
+		}
+		check_column_kind(c->spec->kind, &wanted, &suggested);
+		if (c->state == TOKEN_COLUMN_FITS)
+			check_emit(cs, check, CHECK_PASSED,
+					   psprintf("%s%s", format_type_with_typemod(c->type, c->typmod),
+								check_column_use(c)),
+					   NULL);
+		else if (c->state == TOKEN_COLUMN_ABSENT && !c->spec->required)
+			check_emit(cs, check, CHECK_PASSED, check_column_absence(c->spec),
+					   NULL);
+		else if (c->state == TOKEN_COLUMN_ABSENT)
+			check_emit(cs, check, CHECK_FAILED, psprintf("missing: %s needed",
+														 wanted),
+					   psprintf("ALTER TABLE %s ADD COLUMN %s %s;",
+								cs->table.qualified_name,
+								quote_identifier(c->spec->name), suggested));
+		else
+			check_emit(cs, check, CHECK_FAILED,
+					   psprintf("%s: %s needed", format_type_be(c->type), wanted),
+					   psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING "
+								"<a conversion of the old values>;",
+								cs->table.qualified_name,
+								quote_identifier(c->spec->name), suggested));
+	}
+}
+
+/*
+ * Counts the rows no refresh can serve, when the table fits and the
+ * caller may read it (row-level security may still hide rows).
+ */
+static void
+check_count_rows(CheckState *cs)
+{
+	char	   *problem = NULL;
+
+	if (cs->table.problem != NULL)
+		cs->not_counted = "the table does not fit";
+	else if (pg_class_aclcheck(cs->table.relid, GetUserId(), ACL_SELECT) !=
+			 ACLCHECK_OK)
+		cs->not_counted = "this role may not SELECT from the table";
+	else if (token_store_count_unusable(cs->settings.table_name, &cs->counts,
+										&problem) != TOKEN_STORE_OK)
+		cs->not_counted = psprintf("counting failed: %s", problem);
+	else
+		cs->counted = true;
+}
+
+/* The unique index and NOT NULL on the key. */
+static void
+check_key(CheckState *cs)
+{
+	const TokenTableReport *t = &cs->table;
+	bool		has_key = t->is_table &&
+		t->columns[TOKEN_COLUMN_USER_ULID].state != TOKEN_COLUMN_ABSENT;
+
+	if (!has_key)
+		check_skip(cs, "unique index on \"userUlid\"", "no \"userUlid\" column");
+	else
+		check_emit(cs, "unique index on \"userUlid\"",
+				   t->has_key_index ? CHECK_PASSED : CHECK_FAILED,
+				   t->has_key_index ? "present" :
+				   "missing: a refresh must find exactly one row",
+				   psprintf("CREATE UNIQUE INDEX ON %s (\"userUlid\");",
+							t->qualified_name));
+	if (!has_key)
+		check_skip(cs, "\"userUlid\" NOT NULL", "no \"userUlid\" column");
+	else if (t->key_not_null)
+		check_emit(cs, "\"userUlid\" NOT NULL", CHECK_PASSED, "NOT NULL", NULL);
+	else
+		check_emit(cs, "\"userUlid\" NOT NULL", CHECK_FAILED,
+				   cs->counted ?
+				   psprintf("nullable; rows without a key (never refreshed): "
+							INT64_FORMAT, cs->counts.no_key) :
+				   "nullable: a row without a key is never refreshed",
+				   psprintf("DELETE FROM %s WHERE \"userUlid\" IS NULL; "
+							"ALTER TABLE %s ALTER COLUMN \"userUlid\" SET "
+							"NOT NULL;",
+							t->qualified_name, t->qualified_name));
+}
+
+/* Rows without tokens, and rows whose expiry no refresh can trust. */
+static void
+check_rows(CheckState *cs)
+{
+	const TokenRowCounts *n = &cs->counts;
+	int64		bad_expiry = n->null_expiry + n->infinite_expiry + n->absurd_expiry;
+
+	if (!cs->counted)
+	{
+		check_skip(cs, "rows without tokens", cs->not_counted);
+		check_skip(cs, "rows with unusable expiry", cs->not_counted);
+		return;
+	}
+	check_emit(cs, "rows without tokens",
+			   n->no_tokens == 0 ? CHECK_PASSED : CHECK_FAILED,
+			   psprintf(INT64_FORMAT " of " INT64_FORMAT " rows have neither "
+						"a refresh token nor a \"calManagedUserId\"",
+						n->no_tokens, n->rows),
+			   psprintf("Store a pair for each with cal_update_tokens(), or "
+						"their \"calManagedUserId\" so that force refresh can; "
+						"find them with SELECT \"userUlid\" FROM %s WHERE "
+						"\"calRefreshToken\" IS NULL%s;",
+						cs->table.qualified_name,
+						cs->table.columns[TOKEN_COLUMN_MANAGED_USER_ID].state ==
+						TOKEN_COLUMN_FITS ?
+						" AND \"calManagedUserId\" IS NULL" : ""));
+	check_emit(cs, "rows with unusable expiry",
+			   bad_expiry == 0 ? CHECK_PASSED : CHECK_FAILED,
+			   psprintf(INT64_FORMAT " of " INT64_FORMAT " rows: " INT64_FORMAT
+						" NULL, " INT64_FORMAT " infinite, " INT64_FORMAT
+						" absurd (before 2000, or more than a day ahead)",
+						bad_expiry, n->rows, n->null_expiry,
+						n->infinite_expiry, n->absurd_expiry),
+			   "Store each user's real expiry with cal_update_tokens() (it "
+			   "takes Cal.com's); a row whose expiry lies far ahead passes for "
+			   "valid and is never refreshed, while NULL or a past expiry gets "
+			   "it refreshed by the next job run.");
+}
+
+/*
+ * Which of the functions the role may not execute, as GRANT statements
+ * (NULL: none missing); a function that does not exist asks for the
+ * extension's update.
+ */
+static char *
+check_missing_grants(CheckState *cs, const CheckFunction *functions, int n,
+					 StringInfo missing)
+{
+	StringInfoData grants;
+	char	   *schema = get_namespace_name(cs->extension_schema);
+	int			i;
+
+	initStringInfo(&grants);
+	for (i = 0; i < n; i++)
+	{
+		const CheckFunction *f = &functions[i];
+		Oid			oid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+										  CStringGetDatum(f->name),
+										  PointerGetDatum(buildoidvector(f->argtypes,
+																		 f->nargs)),
+										  ObjectIdGetDatum(cs->extension_schema));
+
+		if (!OidIsValid(oid))
+		{
+			appendStringInfo(missing, "%s%s%s (not installed)",
+							 missing->len > 0 ? ", " : "", f->name, f->signature);
+			appendStringInfo(&grants, "%sALTER EXTENSION cal_refresh UPDATE;",
+							 grants.len > 0 ? " " : "");
+			continue;
+		}
+		if (cal_proc_aclcheck(oid, cs->role, ACL_EXECUTE) == ACLCHECK_OK)
+			continue;
+		appendStringInfo(missing, "%s%s%s", missing->len > 0 ? ", " : "",
+						 f->name, f->signature);
+		appendStringInfo(&grants, "%sGRANT EXECUTE ON %s %s.%s%s TO %s;",
+						 grants.len > 0 ? " " : "",
+						 f->procedure ? "PROCEDURE" : "FUNCTION",
+						 quote_identifier(schema), f->name, f->signature,
+						 quote_identifier(cs->role_name));
+	}
+	return grants.len > 0 ? grants.data : NULL;
+}
+
+/* EXECUTE on one group of functions. */
+static void
+check_execute(CheckState *cs, const char *check, const CheckFunction *functions,
+			  int n)
+{
+	StringInfoData missing;
+	char	   *grants;
+
+	if (!OidIsValid(cs->role))
+	{
+		check_emit(cs, check, CHECK_FAILED,
+				   psprintf("role \"%s\" does not exist", cs->role_name),
+				   "Name an existing role, or leave the argument out to check "
+				   "your own.");
+		return;
+	}
+	initStringInfo(&missing);
+	grants = check_missing_grants(cs, functions, n, &missing);
+	if (grants == NULL)
+		check_emit(cs, check, CHECK_PASSED,
+				   psprintf("%s may execute all %d", cs->role_name, n), NULL);
+	else
+		check_emit(cs, check, CHECK_FAILED,
+				   psprintf("%s may not execute %s", cs->role_name,
+							missing.data),
+				   grants);
+}
+
+/* EXECUTE on the functions, SELECT and UPDATE on the table. */
+static void
+check_privileges(CheckState *cs)
+{
+	bool		can_usage;
+	bool		can_select;
+	bool		can_update;
+
+	check_execute(cs, "EXECUTE (application)", application_functions,
+				  lengthof(application_functions));
+	check_execute(cs, "EXECUTE (scheduled refresh)", scheduled_functions,
+				  lengthof(scheduled_functions));
+	if (!cs->table.is_table)
+	{
+		check_skip(cs, "SELECT, UPDATE on the table", "no table");
+		return;
+	}
+	if (!OidIsValid(cs->role))
+	{
+		check_emit(cs, "SELECT, UPDATE on the table", CHECK_FAILED,
+				   psprintf("role \"%s\" does not exist", cs->role_name),
+				   "Name an existing role, or leave the argument out to check "
+				   "your own.");
+		return;
+	}
+	can_usage = cal_namespace_aclcheck(get_rel_namespace(cs->table.relid),
+									   cs->role, ACL_USAGE) == ACLCHECK_OK;
+	can_select = pg_class_aclcheck(cs->table.relid, cs->role, ACL_SELECT) ==
+		ACLCHECK_OK;
+	can_update = pg_class_aclcheck(cs->table.relid, cs->role, ACL_UPDATE) ==
+		ACLCHECK_OK;
+	check_emit(cs, "SELECT, UPDATE on the table",
+			   can_usage && can_select && can_update ? CHECK_PASSED : CHECK_FAILED,
+			   psprintf("on %s, %s may %s%s", cs->table.qualified_name,
+						cs->role_name,
+						can_select && can_update ? "SELECT and UPDATE" :
+						can_select ? "SELECT, not UPDATE (the row lock needs "
+						"UPDATE)" : can_update ? "UPDATE, not SELECT" :
+						"neither SELECT nor UPDATE",
+						can_usage ? "" : "; no USAGE on its schema"),
+			   psprintf("%sGRANT SELECT, UPDATE ON %s TO %s;",
+						can_usage ? "" :
+						psprintf("GRANT USAGE ON SCHEMA %s TO %s; ",
+								 quote_identifier(cs->table.schema),
+								 quote_identifier(cs->role_name)),
+						cs->table.qualified_name,
+						quote_identifier(cs->role_name)));
+}
+
+/* The cluster's request budget against Cal.com's limit per client. */
+static void
+check_budget(CheckState *cs)
+{
+	int			per_minute = cs->settings.max_requests_per_minute;
+	bool		fits = per_minute > 0 && per_minute <= CAL_CALCOM_LIMIT_PER_MINUTE;
+
+	check_emit(cs, "max_requests_per_minute",
+			   fits ? CHECK_PASSED : CHECK_FAILED,
+			   per_minute == 0 ?
+			   psprintf("0: unlimited; Cal.com allows %d a minute per OAuth "
+						"client, then answers 429 and blocks it for 60 s",
+						CAL_CALCOM_LIMIT_PER_MINUTE) :
+			   psprintf("%d a minute for the whole cluster; Cal.com allows %d "
+						"per OAuth client", per_minute,
+						CAL_CALCOM_LIMIT_PER_MINUTE),
+			   "ALTER SYSTEM SET cal_refresh.max_requests_per_minute = 400; "
+			   "SELECT pg_reload_conf();");
+}
+
+/*
+ * Why the pg_cron job cannot be looked for (pg_cron absent here, cron.job
+ * unreadable or of an unknown shape), or NULL.
+ */
+static const char *
+check_cron_unavailable(void)
+{
+	Oid			nspid = get_namespace_oid("cron", true);
+	Oid			relid = OidIsValid(nspid) ? get_relname_relid("job", nspid) :
+		InvalidOid;
+
+	if (!OidIsValid(relid))
+		return "pg_cron is not installed in this database";
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return "cron.job is not readable by this role";
+	if (get_attnum(relid, "command") == InvalidAttrNumber ||
+		get_attnum(relid, "database") == InvalidAttrNumber ||
+		get_attnum(relid, "active") == InvalidAttrNumber ||
+		get_attnum(relid, "schedule") == InvalidAttrNumber)
+		return "cron.job lacks the columns of pg_cron 1.4";
+	return NULL;
+}
+
+/* Is a pg_cron job of this database calling the scheduled refresh? */
+static void
+check_pg_cron(CheckState *cs)
+{
+	const char *unavailable = check_cron_unavailable();
+	const char *schedule_hint =
+		"SELECT cron.schedule('cal-refresh', '*/5 * * * *', "
+		"'CALL cal_refresh_expiring_tokens_job()');";
+	MemoryContext work_context = CurrentMemoryContext;
+	SpiPinned	session;
+	int64		active = 0;
+	char	   *schedules = NULL;
+
+	if (unavailable != NULL)
+	{
+		check_emit(cs, "pg_cron job", CHECK_NOT_MADE, unavailable,
+				   "Run CALL cal_refresh_expiring_tokens_job() every few "
+				   "minutes: with pg_cron, cron.schedule_in_database() from "
+				   "its database, or any other scheduler.");
+		return;
+	}
+	spi_pinned_begin(&session, InvalidOid);
+	if (SPI_execute("SELECT count(*), string_agg(DISTINCT schedule, ', ' "
+					"ORDER BY schedule) FROM cron.job WHERE active "
+					"AND database = current_database() "
+					"AND command ~* 'cal_refresh_expiring_tokens'",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+		active = isnull ? 0 : DatumGetInt64(value);
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+							  &isnull);
+		if (!isnull)
+			schedules = MemoryContextStrdup(work_context,
+											TextDatumGetCString(value));
+	}
+	spi_pinned_end(&session);
+	if (active > 0)
+		check_emit(cs, "pg_cron job", CHECK_PASSED,
+				   psprintf("active jobs of this database calling "
+							"cal_refresh_expiring_tokens: " INT64_FORMAT
+							" (schedule %s)", active, schedules),
+				   NULL);
+	else
+		check_emit(cs, "pg_cron job", CHECK_FAILED,
+				   "no active job in cron.job calls cal_refresh_expiring_tokens "
+				   "in this database", schedule_hint);
+}
+
+/* The name of the server's OS user, for chown hints. */
+static const char *
+check_os_user(void)
+{
+	struct passwd *pw = getpwuid(geteuid());
+
+	return pw != NULL ? pstrdup(pw->pw_name) : psprintf("%d", (int) geteuid());
+}
+
+/*
+ * cal_refresh_check(role name default current_user) returns table (check,
+ * ok, detail, hint): one row per check, in a fixed order; the privilege
+ * checks are those of role.  Raises for nothing it finds.
+ */
+Datum
+cal_refresh_check(PG_FUNCTION_ARGS)
+{
+	CheckState	cs;
+	MemoryContext work_context;
+	MemoryContext caller_context;
+
+	memset(&cs, 0, sizeof(cs));
+	cs.store = cal_materialize(fcinfo, &cs.desc);
+	cs.extension_schema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	work_context = AllocSetContextCreate(CurrentMemoryContext,
+										 "cal_refresh check",
+										 ALLOCSET_DEFAULT_SIZES);
+	caller_context = MemoryContextSwitchTo(work_context);
+	cs.role = PG_ARGISNULL(0) ? GetUserId() :
+		get_role_oid(NameStr(*PG_GETARG_NAME(0)), true);
+	cs.role_name = PG_ARGISNULL(0) ? GetUserNameFromId(GetUserId(), false) :
+		pstrdup(NameStr(*PG_GETARG_NAME(0)));
+	cs.os_user = check_os_user();
+	cal_settings_read(&cs.settings);
+
+	check_preload(&cs);
+	check_client_id(&cs);
+	check_secret_file(&cs);
+	check_api_url(&cs);
+	check_calcom(&cs);
+	check_table(&cs);
+	check_columns(&cs);
+	check_count_rows(&cs);
+	check_key(&cs);
+	check_rows(&cs);
+	check_privileges(&cs);
+	check_budget(&cs);
+	check_pg_cron(&cs);
+
+	MemoryContextSwitchTo(caller_context);
+	MemoryContextDelete(work_context);
+	return (Datum) 0;
+}
