@@ -43,6 +43,12 @@ is "$out" "config_insecure" "a placeholder set before loading changes nothing"
 out=$(cpsql nopreload t -At -F '|' -c "SELECT ok, hint FROM cal_refresh_check() WHERE \"check\" = 'shared_preload_libraries'")
 is "$out" "f|ALTER SYSTEM SET shared_preload_libraries = 'cal_refresh'; then restart the server." \
 	"cal_refresh_check: the preload row fails, its hint names the setting"
+# A role that may not read shared_preload_libraries gets the advice without
+# its value, and no error.
+cpsql nopreload t -c "GRANT EXECUTE ON FUNCTION cal_refresh_check(name) TO mallory" >/dev/null
+out=$(cpsql nopreload t -At -F '|' -U mallory -c "SELECT ok, hint FROM cal_refresh_check() WHERE \"check\" = 'shared_preload_libraries'" 2>&1)
+is "$out" "f|Add cal_refresh to shared_preload_libraries, keeping the libraries listed there; then restart the server." \
+	"cal_refresh_check as a role that may not read the setting: advice without its value"
 out=$(cpsql nopreload t -At -F '|' -c "SELECT coalesce(ok::text, 'null'), detail FROM cal_refresh_check() WHERE \"check\" = 'calcom_credentials'")
 is "$out" "null|not checked: cal_refresh is not in shared_preload_libraries" \
 	"cal_refresh_check: Cal.com is not asked without the preload"
