@@ -582,7 +582,7 @@ token_store_count_attempt(void *arg)
 	char	   *sql = token_table_count_sql(attempt->table);
 	int64	   *fields[6];
 	int			rc;
-	size_t		i;
+	int			i;
 
 	fields[0] = &attempt->counts->rows;
 	fields[1] = &attempt->counts->no_key;
@@ -593,7 +593,7 @@ token_store_count_attempt(void *arg)
 	rc = SPI_execute(sql, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-	for (i = 0; i < lengthof(fields); i++)
+	for (i = 0; i < (int) lengthof(fields); i++)
 	{
 		bool		isnull;
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
