@@ -10,9 +10,11 @@ OBJS = \
 	src/cal_refresh.o \
 	src/cal_schedule.o \
 	src/calcom_client.o \
+	src/calcom_endpoint.o \
 	src/calcom_parse.o \
 	src/calcom_transfer.o \
 	src/check.o \
+	src/check_table.o \
 	src/curl_wait.o \
 	src/failure_store.o \
 	src/journal.o \
@@ -34,7 +36,7 @@ DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql \
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
 	permissions refresh fallback retries errors hostile_input \
-	access_token transactions schedule hostile_rows check stats comments \
+	access_token transactions schedule hostile_rows check stats oauth2 comments \
 	upgrade
 
 SHLIB_LINK = -lcurl -lcjson

@@ -5,7 +5,8 @@
  *		read Cal.com's response bodies and check what we put in a request.
  *
  * Each input goes, as a length-delimited buffer that is NOT NUL-terminated,
- * to calcom_parse_tokens and calcom_describe_error, as a server's body
+ * to calcom_parse_tokens, calcom_parse_oauth2_tokens and
+ * calcom_describe_error, as a server's body
  * would; and, as a NUL-terminated string, to calcom_token_is_plausible,
  * calcom_url_is_acceptable and calcom_client_id_is_valid, as a setting or
  * a stored token would.  Every buffer handed over is malloc'd at exactly
@@ -145,6 +146,41 @@ fuzz_parse_tokens(const char *body, size_t len, size_t message_len)
 	return ok;
 }
 
+/*
+ * Runs calcom_parse_oauth2_tokens likewise: on success, two tokens and an
+ * expires_in of 1 s to a day, and no expiry dates (the caller dates it).
+ */
+static bool
+fuzz_parse_oauth2_tokens(const char *body, size_t len, size_t message_len)
+{
+	CalTokens  *tokens = malloc(sizeof(CalTokens));
+	char	   *message = alloc_filled(message_len);
+	bool		ok;
+
+	if (tokens == NULL)
+		abort();
+	memset(tokens, FUZZ_FILL_BYTE, sizeof(CalTokens));
+
+	ok = calcom_parse_oauth2_tokens(body, len, tokens, message, message_len);
+	if (ok)
+	{
+		check_token(tokens->access_token, "calcom_parse_oauth2_tokens access_token");
+		check_token(tokens->refresh_token,
+					"calcom_parse_oauth2_tokens refresh_token");
+		if (!tokens->has_expires_in || !(tokens->expires_in_s >= 1) ||
+			!(tokens->expires_in_s <= 86400))
+			fail("calcom_parse_oauth2_tokens", "expires_in out of 1..86400");
+		if (tokens->has_access_expiry || tokens->has_refresh_expiry)
+			fail("calcom_parse_oauth2_tokens", "an expiry date was set");
+	}
+	else
+		check_message(message, message_len, "calcom_parse_oauth2_tokens");
+
+	free(message);
+	free(tokens);
+	return ok;
+}
+
 /* Runs calcom_describe_error with a message buffer of message_len bytes. */
 static void
 fuzz_describe_error(const char *body, size_t len, size_t message_len)
@@ -265,6 +301,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ok = fuzz_parse_tokens(body, size, CAL_MESSAGE_MAX);
 	if (fuzz_parse_tokens(body, size, small_len) != ok)
 		fail("calcom_parse_tokens", "result depends on message_len");
+	ok = fuzz_parse_oauth2_tokens(body, size, CAL_MESSAGE_MAX);
+	if (fuzz_parse_oauth2_tokens(body, size, small_len) != ok)
+		fail("calcom_parse_oauth2_tokens", "result depends on message_len");
 	fuzz_describe_error(body, size, CAL_MESSAGE_MAX);
 	fuzz_describe_error(body, size, small_len);
 	free(body);

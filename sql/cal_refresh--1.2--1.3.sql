@@ -69,7 +69,7 @@ GRANT SELECT ON @extschema@.cal_refresh_stats_info TO pg_read_all_stats;
 COMMENT ON TYPE @extschema@.cal_token_result IS
 	'What every cal_refresh call returns: success, the access token and its expiry, or error_code and error (never the refresh token)';
 COMMENT ON FUNCTION @extschema@.cal_refresh_user_tokens(text) IS
-	'Refreshes one user''s Cal.com tokens now (force refresh as fallback), stores the new pair in the row, returns the result';
+	'Refreshes one user''s Cal.com tokens now (for managed users with force refresh as fallback), stores the new pair in the row, returns the result';
 COMMENT ON FUNCTION @extschema@.cal_update_tokens(text, text, text, timestamptz, timestamptz) IS
 	'Stores tokens the caller already has in the user''s row';
 COMMENT ON FUNCTION @extschema@.cal_update_tokens_ms(text, text, text, bigint, bigint) IS

@@ -40,10 +40,11 @@
 PG_MODULE_MAGIC;
 
 /*
- * The longest window ahead of a token's expiry that makes sense: tokens
- * live 60 minutes, and a window as long would always refresh.
+ * The window ahead of a token's expiry stays this much shorter than the
+ * flow's token lifetime (60 minutes, or 30 for OAuth2): a window as long
+ * would always refresh.
  */
-#define CAL_TOKEN_WINDOW_MAX_USECS (55 * USECS_PER_MINUTE)
+#define CAL_TOKEN_WINDOW_MARGIN_MINUTES 5
 
 /* A user key longer than this is not a key. */
 #define CAL_USER_ULID_MAX 1024
@@ -61,7 +62,14 @@ static int	cal_timeout_ms = 10000;
 static int	cal_connect_timeout_ms = 3000;
 static int	cal_max_retries = 2;
 static int	cal_lock_timeout_ms = 5000;
-static int	cal_max_requests_per_minute = 400;
+static int	cal_max_requests_per_minute = -1;
+static int	cal_flow = CAL_FLOW_MANAGED_USER;
+
+static const struct config_enum_entry cal_flow_options[] = {
+	{"managed_user", CAL_FLOW_MANAGED_USER, false},
+	{"oauth2", CAL_FLOW_OAUTH2, false},
+	{NULL, 0, false}
+};
 static int	cal_max_concurrency = 32;
 static int	cal_job_max_runtime_ms = 4 * 60 * 1000;
 static int	cal_cancel_grace_ms = 1000;
@@ -202,12 +210,23 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("cal_refresh.flow",
+							 "How the application's users authorized it with Cal.com.",
+							 "managed_user: platform managed users (refresh, then "
+							 "force refresh); oauth2: Cal.com's OAuth2 token endpoint.",
+							 &cal_flow,
+							 CAL_FLOW_MANAGED_USER,
+							 cal_flow_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("cal_refresh.max_requests_per_minute",
 							"Requests to Cal.com per minute, for the whole cluster.",
-							"Cal.com allows 500 a minute per OAuth client; 0 lifts "
-							"the limit.",
+							"-1 follows cal_refresh.flow: 400 for managed users (Cal.com "
+							"allows 500 per OAuth client), 100 for OAuth2 (120 per "
+							"client IP); 0 lifts the limit.",
 							&cal_max_requests_per_minute,
-							400, 0, 100000,
+							-1, -1, 100000,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
@@ -294,6 +313,13 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 		config->config_error = "cal_refresh.client_id is not set";
 		return true;
 	}
+	/* An OAuth2 public client has no secret: no file is then no error. */
+	if (cal_flow == CAL_FLOW_OAUTH2 &&
+		(cal_secret_key_file == NULL || cal_secret_key_file[0] == '\0'))
+	{
+		cal_client_config("", &config->client);
+		return true;
+	}
 	switch (secret_file_get(cal_secret_key_file, &secret, &problem))
 	{
 		case SECRET_FILE_OK:
@@ -311,6 +337,14 @@ cal_settings_to_config(FunctionCallInfo fcinfo, RefreshConfig *config,
 	return true;
 }
 
+/* cal_refresh.max_requests_per_minute, -1 being the flow's default. */
+int
+cal_requests_per_minute(void)
+{
+	return cal_max_requests_per_minute >= 0 ? cal_max_requests_per_minute :
+		calcom_flow((CalFlow) cal_flow)->requests_per_minute;
+}
+
 /* The Cal.com client's settings, with the secret read from its file. */
 void
 cal_client_config(const char *secret, CalClientConfig *client)
@@ -322,8 +356,9 @@ cal_client_config(const char *secret, CalClientConfig *client)
 	client->timeout_ms = cal_timeout_ms;
 	client->connect_timeout_ms = cal_connect_timeout_ms;
 	client->max_retries = cal_max_retries;
-	client->max_requests_per_minute = cal_max_requests_per_minute;
+	client->max_requests_per_minute = cal_requests_per_minute();
 	client->cancel_grace_ms = cal_cancel_grace_ms;
+	client->flow = (CalFlow) cal_flow;
 }
 
 /*
@@ -339,7 +374,8 @@ cal_settings_read(CalSettings *settings)
 		cal_secret_key_file : "";
 	settings->api_url = cal_api_url != NULL ? cal_api_url : "";
 	settings->table_name = cal_table_name != NULL ? cal_table_name : "";
-	settings->max_requests_per_minute = cal_max_requests_per_minute;
+	settings->max_requests_per_minute = cal_requests_per_minute();
+	settings->flow = (CalFlow) cal_flow;
 }
 
 void
@@ -355,6 +391,9 @@ int64
 cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 					 const char *why)
 {
+	const CalFlowDesc *flow = calcom_flow((CalFlow) cal_flow);
+	int			max_minutes = flow->access_token_minutes -
+		CAL_TOKEN_WINDOW_MARGIN_MINUTES;
 	Interval   *window;
 	int64		window_us;
 
@@ -364,11 +403,12 @@ cal_token_window_arg(FunctionCallInfo fcinfo, int argno, const char *name,
 	if (pg_mul_s64_overflow((int64) window->month * DAYS_PER_MONTH +
 							window->day, USECS_PER_DAY, &window_us) ||
 		pg_add_s64_overflow(window_us, window->time, &window_us) ||
-		window_us < 0 || window_us > CAL_TOKEN_WINDOW_MAX_USECS)
+		window_us < 0 || window_us > max_minutes * USECS_PER_MINUTE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between 0 and 55 minutes", name),
-				 errdetail("Cal.com access tokens live 60 minutes; %s.", why)));
+				 errmsg("%s must be between 0 and %d minutes", name, max_minutes),
+				 errdetail("Cal.com access tokens live %d minutes (cal_refresh.flow = %s); %s.",
+						   flow->access_token_minutes, flow->name, why)));
 	return window_us;
 }
 
@@ -618,8 +658,11 @@ cal_update_tokens_ms(PG_FUNCTION_ARGS)
 	return cal_update_tokens_common(fcinfo, true);
 }
 
-/* The SQLSTATE cal_access_token raises for a failure's error_code. */
-static int
+/*
+ * The SQLSTATE for a failure's error_code, the one mapping every function
+ * that raises uses (cal_access_token, the batch and status functions).
+ */
+int
 cal_error_sqlstate(const char *error_code, bool over_size_cap)
 {
 	if (strcmp(error_code, CAL_ERR_BUSY) == 0)

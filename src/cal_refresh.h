@@ -41,10 +41,13 @@ typedef struct CalSettings
 	const char *secret_key_file;
 	const char *api_url;
 	const char *table_name;
-	int			max_requests_per_minute;
+	int			max_requests_per_minute;	/* the flow's default resolved */
+	CalFlow		flow;
 } CalSettings;
 
 extern void cal_settings_read(CalSettings *settings);
+extern int	cal_error_sqlstate(const char *error_code, bool over_size_cap);
+extern int	cal_requests_per_minute(void);
 extern void cal_client_config(const char *secret, CalClientConfig *client);
 
 /* Raises 22004 when argument argno, called name, is NULL. */
@@ -53,8 +56,9 @@ extern void cal_arg_not_null(FunctionCallInfo fcinfo, int argno,
 
 /*
  * An interval argument measuring time before a token's expiry, in
- * microseconds: NULL is 22004, outside 0..55 minutes 22023, with why the
- * limit matters in the detail.
+ * microseconds: NULL is 22004, outside 0 to the flow's token lifetime
+ * less 5 minutes (55 or 25) 22023, with why the limit matters in the
+ * detail.
  */
 extern int64 cal_token_window_arg(FunctionCallInfo fcinfo, int argno,
 								  const char *name, const char *why);

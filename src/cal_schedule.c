@@ -70,7 +70,7 @@ static void
 cal_raise_batch_failure(const char *error_code, const char *error)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			(errcode(cal_error_sqlstate(error_code, false)),
 			 errmsg("cannot refresh expiring tokens: %s", error),
 			 errdetail("error_code: %s", error_code)));
 }
@@ -314,7 +314,7 @@ cal_refresh_status(PG_FUNCTION_ARGS)
 	if (token_store_status(config.table_name, failures, store, &problem) !=
 		TOKEN_STORE_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errcode(cal_error_sqlstate(CAL_ERR_TABLE_INVALID, false)),
 				 errmsg("cannot show the status of tokens: %s", problem),
 				 errdetail("error_code: %s", CAL_ERR_TABLE_INVALID)));
 	return (Datum) 0;

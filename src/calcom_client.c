@@ -155,44 +155,6 @@ calcom_client_init(void)
 				 errmsg("could not initialize libcurl")));
 }
 
-/* The endpoint as cal_token_result's method and cal_refresh_stats name it. */
-const char *
-calcom_endpoint_name(CalEndpoint endpoint)
-{
-	switch (endpoint)
-	{
-		case CAL_ENDPOINT_REFRESH:
-			return "refresh";
-		case CAL_ENDPOINT_FORCE_REFRESH:
-			return "force_refresh";
-		case CAL_ENDPOINT_LIST_USERS:
-			return "list_users";
-	}
-	return "unknown";
-}
-
-/* "ok", or the error_code a call that ended so fails with. */
-const char *
-calcom_outcome_name(CalOutcome outcome)
-{
-	switch (outcome)
-	{
-		case CAL_OK:
-			return "ok";
-		case CAL_REJECTED:
-			return CAL_ERR_CALCOM_REJECTED;
-		case CAL_UNAVAILABLE:
-			return CAL_ERR_CALCOM_UNAVAILABLE;
-		case CAL_NETWORK_ERROR:
-			return CAL_ERR_NETWORK_ERROR;
-		case CAL_TIMEOUT:
-			return CAL_ERR_TIMEOUT;
-		case CAL_BAD_RESPONSE:
-			break;
-	}
-	return CAL_ERR_BAD_RESPONSE;
-}
-
 /*
  * Stops a running attempt (closing its connection), frees its transfer
  * and gives its easy handle back; also after an attempt that failed to
@@ -319,61 +281,56 @@ calcom_batch_new_call(CalBatch *batch, CalEndpoint endpoint, void *tag)
 	return call;
 }
 
+/*
+ * Queues a call of the endpoint (refresh_token and user_id as it needs):
+ * those that book ahead go first, their users being half way or a person
+ * waiting for them.
+ */
+static void
+calcom_batch_add_call(CalBatch *batch, CalEndpoint endpoint,
+					  const char *refresh_token, long user_id, void *tag)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch->context);
+	const CalEndpointDesc *desc = calcom_endpoint(endpoint);
+	CalCall    *call = calcom_batch_new_call(batch, endpoint, tag);
+	char	   *body = calcom_endpoint_body(desc, &batch->config, refresh_token);
+
+	call->http_get = body == NULL;
+	call->request_body = body != NULL ? body : pstrdup("");
+	call->refresh_token = refresh_token;
+	call->url = calcom_endpoint_url(desc, batch->base_url,
+									batch->config.client_id, user_id);
+	calcom_queue_push(batch, desc->books_ahead ? &batch->urgent : &batch->queued,
+					  call);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+CalFlow
+calcom_batch_flow(const CalBatch *batch)
+{
+	return batch->config.flow;
+}
+
 void
 calcom_batch_add_refresh(CalBatch *batch, const char *refresh_token, void *tag)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(batch->context);
-	CalCall    *call = calcom_batch_new_call(batch, CAL_ENDPOINT_REFRESH, tag);
-	StringInfoData body;
-	const char *p;
-
-	/* The token is printable ASCII (checked by the caller): escape " and \ */
-	initStringInfo(&body);
-	appendStringInfoString(&body, "{\"refreshToken\":\"");
-	for (p = refresh_token; *p != '\0'; p++)
-	{
-		if (*p == '"' || *p == '\\')
-			appendStringInfoChar(&body, '\\');
-		appendStringInfoChar(&body, *p);
-	}
-	appendStringInfoString(&body, "\"}");
-	call->request_body = body.data;
-	call->refresh_token = refresh_token;
-	call->url = psprintf("%s/v2/oauth/%s/refresh", batch->base_url,
-						 batch->config.client_id);
-	calcom_queue_push(batch, &batch->queued, call);
-	MemoryContextSwitchTo(oldcxt);
+	calcom_batch_add_call(batch, calcom_flow(batch->config.flow)->refresh,
+						  refresh_token, 0, tag);
 }
 
 void
 calcom_batch_add_force_refresh(CalBatch *batch, long managed_user_id,
 							   void *tag)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(batch->context);
-	CalCall    *call = calcom_batch_new_call(batch, CAL_ENDPOINT_FORCE_REFRESH,
-											 tag);
-
-	call->request_body = pstrdup("");
-	call->url = psprintf("%s/v2/oauth-clients/%s/users/%ld/force-refresh",
-						 batch->base_url, batch->config.client_id,
-						 managed_user_id);
-	calcom_queue_push(batch, &batch->urgent, call);
-	MemoryContextSwitchTo(oldcxt);
+	Assert(calcom_flow(batch->config.flow)->has_force_refresh);
+	calcom_batch_add_call(batch, CAL_ENDPOINT_FORCE_REFRESH, NULL,
+						  managed_user_id, tag);
 }
 
 void
 calcom_batch_add_list_users(CalBatch *batch, void *tag)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(batch->context);
-	CalCall    *call = calcom_batch_new_call(batch, CAL_ENDPOINT_LIST_USERS,
-											 tag);
-
-	call->request_body = pstrdup("");
-	call->http_get = true;
-	call->url = psprintf("%s/v2/oauth-clients/%s/users?limit=1&offset=0",
-						 batch->base_url, batch->config.client_id);
-	calcom_queue_push(batch, &batch->urgent, call);
-	MemoryContextSwitchTo(oldcxt);
+	calcom_batch_add_call(batch, CAL_ENDPOINT_LIST_USERS, NULL, 0, tag);
 }
 
 /* The least time worth starting an attempt with. */
@@ -513,7 +470,7 @@ calcom_call_start_attempt(CalCall *call, int64 now_ms)
 				 errmsg("out of memory"),
 				 errdetail("curl_easy_init() failed.")));
 	call->transfer = calcom_transfer_create(&batch->config, call->easy,
-											call->url,
+											call->endpoint, call->url,
 											call->http_get ? NULL : call->request_body,
 											call->refresh_token,
 											(int) Max(call->deadline_ms - now_ms, 1));
@@ -600,7 +557,8 @@ calcom_call_attempt_done(CalCall *call, CURLcode code)
 	now_ms = curl_wait_now_ms();
 	if (result->outcome == CAL_OK ||
 		call->attempts > batch->config.max_retries ||
-		!calcom_is_service_failure(result) || batch->failing != NULL)
+		!calcom_is_service_failure(result) || batch->failing != NULL ||
+		(result->request_sent && !calcom_endpoint(call->endpoint)->resend_safe))
 	{
 		calcom_call_finish(call, now_ms);
 		return;

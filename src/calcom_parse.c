@@ -131,6 +131,70 @@ calcom_parse_tokens(const char *body, size_t len, CalTokens *tokens,
 	return ok;
 }
 
+/* The longest access-token lifetime believed: a day (Cal.com's is 30 min). */
+#define CAL_EXPIRES_IN_MAX_S 86400.0
+
+/* Reads the required expires_in: a number of seconds, 1 to a day. */
+static bool
+read_expires_in(const cJSON *data, CalTokens *tokens)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(data, "expires_in");
+
+	if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
+		item->valuedouble < 1.0 || item->valuedouble > CAL_EXPIRES_IN_MAX_S)
+		return false;
+	tokens->has_expires_in = true;
+	tokens->expires_in_s = floor(item->valuedouble);
+	return true;
+}
+
+bool
+calcom_parse_oauth2_tokens(const char *body, size_t len, CalTokens *tokens,
+						   char *message, size_t message_len)
+{
+	cJSON	   *root;
+	const cJSON *data;
+	const cJSON *status;
+	const cJSON *type;
+	bool		ok = false;
+
+	memset(tokens, 0, sizeof(*tokens));
+	root = cJSON_ParseWithLength(body, len);
+	if (root == NULL)
+	{
+		set_message(message, message_len, "response is not JSON");
+		return false;
+	}
+	status = cJSON_GetObjectItemCaseSensitive(root, "status");
+	data = status == NULL ? root : cJSON_GetObjectItemCaseSensitive(root, "data");
+	type = cJSON_GetObjectItemCaseSensitive(data, "token_type");
+	if (status != NULL &&
+		!(cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0))
+		set_message(message, message_len, "response status is not \"success\"");
+	else if (!cJSON_IsObject(data))
+		set_message(message, message_len, "response is not a token object");
+	else if (!copy_token(data, "access_token", tokens->access_token))
+		set_message(message, message_len,
+					"response has no usable \"access_token\"");
+	else if (!copy_token(data, "refresh_token", tokens->refresh_token))
+		set_message(message, message_len,
+					"response has no usable \"refresh_token\"");
+	else if (!read_expires_in(data, tokens))
+		set_message(message, message_len,
+					"response has an unusable \"expires_in\"");
+	else if (type != NULL &&
+			 !(cJSON_IsString(type) && strcasecmp(type->valuestring, "bearer") == 0))
+		set_message(message, message_len,
+					"response's \"token_type\" is not \"bearer\"");
+	else
+		ok = true;
+
+	cJSON_Delete(root);
+	if (!ok)
+		memset(tokens, 0, sizeof(*tokens));
+	return ok;
+}
+
 /* Appends src to dst (size dst_len), keeping printable ASCII only. */
 static void
 append_printable(char *dst, size_t dst_len, const char *src, size_t src_max)
@@ -183,8 +247,17 @@ calcom_describe_error(const char *body, size_t len,
 		return true;
 	}
 	error = cJSON_GetObjectItemCaseSensitive(root, "error");
-	code = cJSON_GetObjectItemCaseSensitive(error, "code");
-	text = cJSON_GetObjectItemCaseSensitive(error, "message");
+	if (cJSON_IsString(error))
+	{
+		/* RFC 6749 (the OAuth2 token endpoint): error, error_description */
+		code = error;
+		text = cJSON_GetObjectItemCaseSensitive(root, "error_description");
+	}
+	else
+	{
+		code = cJSON_GetObjectItemCaseSensitive(error, "code");
+		text = cJSON_GetObjectItemCaseSensitive(error, "message");
+	}
 	if (quotes_a_secret(code, secrets, n_secrets) ||
 		quotes_a_secret(text, secrets, n_secrets))
 	{

@@ -26,6 +26,9 @@ typedef struct CalTokens
 	bool		has_refresh_expiry;
 	double		access_expires_ms;	/* milliseconds since the Unix epoch */
 	double		refresh_expires_ms;
+	/* OAuth2 answers with a lifetime instead: the caller dates it. */
+	bool		has_expires_in;
+	double		expires_in_s;
 } CalTokens;
 
 /*
@@ -37,11 +40,22 @@ extern bool calcom_parse_tokens(const char *body, size_t len,
 								CalTokens *tokens,
 								char *message, size_t message_len);
 
+/*
+ * Reads a successful body of the OAuth2 token endpoint: the RFC 6749
+ * object, bare or wrapped in {"status": "success", "data": ...} (Cal.com's
+ * versions differ).  access_token, refresh_token and expires_in (seconds)
+ * are required; token_type, when present, must be "bearer".
+ */
+extern bool calcom_parse_oauth2_tokens(const char *body, size_t len,
+									   CalTokens *tokens,
+									   char *message, size_t message_len);
+
 extern bool calcom_parse_success(const char *body, size_t len,
 								 char *message, size_t message_len);
 
 /*
- * Describes an error body ("BadRequestException: Invalid refresh token"),
+ * Describes an error body ("BadRequestException: Invalid refresh token",
+ * or an RFC 6749 one: "invalid_grant: refresh_token_revoked"),
  * leniently: a body that is not Cal.com's error envelope (a proxy's HTML
  * page) gives "non-JSON body".  Only printable ASCII is kept.  Returns
  * false, describing nothing, when a text it would describe holds one of

@@ -15,10 +15,12 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "storage/fd.h"
+#include "utils/timestamp.h"
 
 #include "calcom_transfer.h"
 #include "compat.h"
@@ -26,6 +28,7 @@
 
 struct CalTransfer
 {
+	const CalEndpointDesc *desc;
 	CURL	   *easy;
 	struct curl_slist *headers;
 	const char *request_body;
@@ -35,6 +38,10 @@ struct CalTransfer
 	int			ratelimit_reset_ms; /* X-RateLimit-Reset-Default, or -1 */
 	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
 	const char *refresh_token;	/* the one sent, if any: never echoed back */
+	/* ... and, in a form body, the secret and the token as encoded there */
+	char	   *encoded_secret;
+	char	   *encoded_token;
+	double		sent_at_ms;		/* wall clock when set up, for expires_in */
 	bool		https;
 	size_t		body_len;
 	bool		body_over_cap;
@@ -228,25 +235,37 @@ calcom_transfer_append_header(CalTransfer *transfer, const char *line)
 	return true;
 }
 
+/*
+ * The request's headers, as its endpoint authenticates: the managed-user
+ * routes with the secret in a header, the OAuth2 token endpoint with the
+ * credentials in its form body (and no secret header at all).
+ */
 static void
 calcom_transfer_build_headers(const CalClientConfig *config,
 							  CalTransfer *transfer)
 {
+	const CalEndpointDesc *desc = transfer->desc;
+	const char *content_type = NULL;
 	char	   *client_line = psprintf("x-cal-client-id: %s", config->client_id);
 	size_t		line_len = strlen(config->secret_key) + 32;
 	char	   *secret_line;
 	bool		ok;
 
+	if (desc->request == CAL_REQUEST_OAUTH2_FORM)
+		content_type = "Content-Type: application/x-www-form-urlencoded";
+	else if (desc->request != CAL_REQUEST_GET)
+		content_type = "Content-Type: application/json";
 	/* Nothing may raise between here and the wipe. */
 	secret_line = palloc(line_len);
 	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
-	ok = (transfer->request_body == NULL ||
-		  calcom_transfer_append_header(transfer, "Content-Type: application/json")) &&
+	ok = (content_type == NULL ||
+		  calcom_transfer_append_header(transfer, content_type)) &&
 		calcom_transfer_append_header(transfer, "Accept: application/json") &&
 	/* No "100-continue" round trip for a body of a few bytes. */
 		calcom_transfer_append_header(transfer, "Expect:") &&
-		calcom_transfer_append_header(transfer, client_line) &&
-		calcom_transfer_append_header(transfer, secret_line);
+		(desc->auth != CAL_AUTH_SECRET_HEADER ||
+		 (calcom_transfer_append_header(transfer, client_line) &&
+		  calcom_transfer_append_header(transfer, secret_line)));
 	explicit_bzero(secret_line, line_len);
 	pfree(secret_line);
 	if (!ok)
@@ -317,15 +336,19 @@ calcom_transfer_set_options(const CalClientConfig *config, const char *url,
 
 CalTransfer *
 calcom_transfer_create(const CalClientConfig *config, CURL *easy,
-					   const char *url, const char *request_body,
-					   const char *refresh_token, int budget_ms)
+					   CalEndpoint endpoint, const char *url,
+					   const char *request_body, const char *refresh_token,
+					   int budget_ms)
 {
 	/* Not palloc0: zeroing the 64 kB body buffer would be wasted work. */
 	CalTransfer *transfer = palloc(sizeof(CalTransfer));
 
 	memset(transfer, 0, offsetof(CalTransfer, body));
 	transfer->body[0] = '\0';
+	transfer->desc = calcom_endpoint(endpoint);
 	transfer->easy = easy;
+	transfer->sent_at_ms = floor((double) GetCurrentTimestamp() / 1000.0) +
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000.0;
 	transfer->request_body = request_body;
 	transfer->request_len = request_body == NULL ? 0 : strlen(request_body);
 	transfer->refresh_token = refresh_token;
@@ -333,6 +356,12 @@ calcom_transfer_create(const CalClientConfig *config, CURL *easy,
 	transfer->ratelimit_reset_ms = -1;
 	transfer->ratelimit_remaining = -1;
 	transfer->https = pg_strncasecmp(config->api_url, "https:", 6) == 0;
+	if (transfer->desc->request == CAL_REQUEST_OAUTH2_FORM)
+	{
+		transfer->encoded_secret = calcom_endpoint_form_value(config->secret_key);
+		transfer->encoded_token = refresh_token == NULL ? NULL :
+			calcom_endpoint_form_value(refresh_token);
+	}
 	calcom_transfer_build_headers(config, transfer);
 	calcom_transfer_set_options(config, url, budget_ms, transfer);
 	return transfer;
@@ -407,6 +436,21 @@ calcom_transfer_throttle_pause_ms(const CalTransfer *transfer)
 	return CAL_PAUSE_MAX_MS;
 }
 
+/*
+ * A lifetime (OAuth2's expires_in) becomes an expiry counted from when the
+ * request was set up: Cal.com issued the token after that, so the token is
+ * never believed to live longer than it does.
+ */
+static void
+calcom_transfer_date_expiry(const CalTransfer *transfer, CalTokens *tokens)
+{
+	if (!tokens->has_expires_in || tokens->has_access_expiry)
+		return;
+	tokens->has_access_expiry = true;
+	tokens->access_expires_ms = transfer->sent_at_ms +
+		tokens->expires_in_s * 1000.0;
+}
+
 void
 calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 						 CURLcode code, CalCallResult *result,
@@ -417,7 +461,8 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	curl_off_t	total_us = 0;
 	char		description[CAL_MESSAGE_MAX];
 	CalEndpoint endpoint = result->endpoint;
-	const char *credentials[2] = {config->secret_key, transfer->refresh_token};
+	const char *credentials[4] = {config->secret_key, transfer->refresh_token,
+	transfer->encoded_secret, transfer->encoded_token};
 
 	explicit_bzero(result, sizeof(*result));
 	result->endpoint = endpoint;
@@ -476,13 +521,13 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	}
 	else if (status >= 200 && status < 300)
 	{
-		if (endpoint == CAL_ENDPOINT_LIST_USERS ?
-			calcom_parse_success(transfer->body, transfer->body_len,
-								 description, sizeof(description)) :
-			calcom_parse_tokens(transfer->body, transfer->body_len,
-								&result->tokens, description,
-								sizeof(description)))
+		if (transfer->desc->parse(transfer->body, transfer->body_len,
+								  &result->tokens, description,
+								  sizeof(description)))
+		{
 			result->outcome = CAL_OK;
+			calcom_transfer_date_expiry(transfer, &result->tokens);
+		}
 		else
 		{
 			result->outcome = CAL_BAD_RESPONSE;
@@ -510,6 +555,8 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 		 */
 		if (calcom_transfer_body_quotes(transfer, config->secret_key) ||
 			calcom_transfer_body_quotes(transfer, transfer->refresh_token) ||
+			calcom_transfer_body_quotes(transfer, transfer->encoded_secret) ||
+			calcom_transfer_body_quotes(transfer, transfer->encoded_token) ||
 			!calcom_describe_error(transfer->body, transfer->body_len,
 								   credentials, lengthof(credentials),
 								   description, sizeof(description)))
@@ -532,5 +579,15 @@ calcom_transfer_free(CalTransfer *transfer)
 		explicit_bzero(item->data, strlen(item->data));
 	curl_slist_free_all(transfer->headers);
 	explicit_bzero(transfer->body, transfer->body_len);
+	if (transfer->encoded_secret != NULL)
+	{
+		explicit_bzero(transfer->encoded_secret, strlen(transfer->encoded_secret));
+		pfree(transfer->encoded_secret);
+	}
+	if (transfer->encoded_token != NULL)
+	{
+		explicit_bzero(transfer->encoded_token, strlen(transfer->encoded_token));
+		pfree(transfer->encoded_token);
+	}
 	pfree(transfer);
 }

@@ -12,18 +12,19 @@
 
 #include <curl/curl.h>
 
-#include "calcom_client.h"
+#include "calcom_types.h"
 
 typedef struct CalTransfer CalTransfer;
 
 /*
- * Sets up easy for one POST of request_body (NULL: a GET) to url within
- * budget_ms.
+ * Sets up easy for one request of the endpoint to url within budget_ms:
+ * a POST of request_body, or a GET when it is NULL.
  * refresh_token is the one the body carries (or NULL): an error body that
  * quotes it back is not described.
  */
 extern CalTransfer *calcom_transfer_create(const CalClientConfig *config,
-										   CURL *easy, const char *url,
+										   CURL *easy, CalEndpoint endpoint,
+										   const char *url,
 										   const char *request_body,
 										   const char *refresh_token,
 										   int budget_ms);

@@ -4,7 +4,7 @@
  *		cal_refresh_check(): what a DBA runs first.  One row per check, in
  *		a fixed order: the preload, the settings, the secret file, Cal.com
  *		itself, the application's table and its rows, a role's
- *		privileges, the request budget and the pg_cron job.
+ *		privileges (check_table.c), the request budget and the pg_cron job.
  *
  * Nothing it finds raises: each problem is a row with ok = false, what was
  * found in detail and the fix in hint.  ok is NULL when a check could not
@@ -40,70 +40,27 @@
 
 #include "cal_refresh.h"
 #include "calcom_client.h"
+#include "check.h"
 #include "compat.h"
 #include "secret_file.h"
 #include "spi_pinned.h"
 #include "token_store.h"
 #include "token_table.h"
 
-/* Cal.com's limit per OAuth client, requests a minute. */
-#define CAL_CALCOM_LIMIT_PER_MINUTE 500
+/*
+ * Cal.com's own limits: 500 requests a minute per OAuth client for the
+ * managed-user routes, 120 per client IP for the OAuth2 token endpoint.
+ */
+#define CAL_CALCOM_LIMIT_PER_MINUTE(flow) \
+	((flow) == CAL_FLOW_OAUTH2 ? 120 : 500)
+
+/* Stands for a refresh token in the OAuth2 credentials check: never one. */
+#define CHECK_NOT_A_TOKEN "cal-refresh-check-not-a-token"
 
 PG_FUNCTION_INFO_V1(cal_refresh_check);
 
-typedef enum CheckOk
-{
-	CHECK_FAILED,
-	CHECK_PASSED,
-	CHECK_NOT_MADE				/* ok is NULL */
-} CheckOk;
-
-/* What the checks learn as they go, and where their rows go. */
-typedef struct CheckState
-{
-	Tuplestorestate *store;
-	TupleDesc	desc;
-	CalSettings settings;
-	Oid			extension_schema;
-	Oid			role;			/* whose privileges; InvalidOid: no such role */
-	const char *role_name;
-	const char *os_user;		/* the server's OS user, for chown hints */
-	const char *calcom_blocked; /* why Cal.com is not asked, or NULL */
-	TokenTableReport table;
-	bool		counted;		/* counts holds the table's rows */
-	const char *not_counted;	/* else why not */
-	TokenRowCounts counts;
-} CheckState;
-
-/* A function the application or the scheduled refresh calls. */
-typedef struct CheckFunction
-{
-	const char *name;
-	const char *signature;		/* as GRANT names it */
-	bool		procedure;
-	int			nargs;
-	Oid			argtypes[5];
-} CheckFunction;
-
-static const CheckFunction application_functions[] = {
-	{"cal_access_token", "(text, interval)", false, 2, {TEXTOID, INTERVALOID}},
-	{"cal_refresh_user_tokens", "(text)", false, 1, {TEXTOID}},
-	{"cal_update_tokens", "(text, text, text, timestamptz, timestamptz)", false,
-	5, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}},
-	{"cal_update_tokens_ms", "(text, text, text, bigint, bigint)", false,
-	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID}},
-};
-
-static const CheckFunction scheduled_functions[] = {
-	{"cal_refresh_expiring_tokens", "(interval, integer)", false, 2,
-	{INTERVALOID, INT4OID}},
-	{"cal_refresh_expiring_tokens_job", "(interval, integer)", true, 2,
-	{INTERVALOID, INT4OID}},
-	{"cal_refresh_status", "()", false, 0, {InvalidOid}},
-};
-
 /* Adds one row; hint is kept only for a failed check. */
-static void
+void
 check_emit(CheckState *cs, const char *check, CheckOk ok, const char *detail,
 		   const char *hint)
 {
@@ -119,7 +76,7 @@ check_emit(CheckState *cs, const char *check, CheckOk ok, const char *detail,
 }
 
 /* A row that could not be checked, because of what came before. */
-static void
+void
 check_skip(CheckState *cs, const char *check, const char *why)
 {
 	check_emit(cs, check, CHECK_NOT_MADE, psprintf("not checked: %s", why),
@@ -233,6 +190,13 @@ check_secret_file(CheckState *cs)
 	char	   *problem;
 	SecretFileProblem why = secret_file_check(path, &problem);
 
+	if (why == SECRET_FILE_UNSET && cs->settings.flow == CAL_FLOW_OAUTH2)
+	{
+		check_emit(cs, "secret_key_file", CHECK_PASSED,
+				   "not set: a public OAuth2 client, which sends no "
+				   "client_secret", NULL);
+		return;
+	}
 	if (why == SECRET_FILE_FINE)
 	{
 		check_emit(cs, "secret_key_file", CHECK_PASSED,
@@ -311,6 +275,22 @@ check_credentials_hint(const CalCallResult *result)
 		"redirecting address.";
 }
 
+/* What the OAuth2 token endpoint said of a refresh token that is none. */
+static void
+check_oauth2_credentials(CheckState *cs, const CalCallResult *result)
+{
+	if (result->http_status == 400 &&
+		strstr(result->message, "invalid_grant") != NULL)
+		check_emit(cs, "calcom_credentials", CHECK_PASSED,
+				   "POST /v2/auth/oauth2/token with a refresh token that is "
+				   "none: invalid_grant, so Cal.com accepts the client id"
+				   " and secret", NULL);
+	else
+		check_emit(cs, "calcom_credentials", CHECK_FAILED,
+				   psprintf("POST /v2/auth/oauth2/token: %s", result->message),
+				   check_credentials_hint(result));
+}
+
 /*
  * Connects to Cal.com (TLS verified) and sends one cheap, read-only,
  * authenticated request that only succeeds with a valid client id and
@@ -331,9 +311,13 @@ check_calcom(CheckState *cs)
 	bool		connected;
 	bool		https;
 
-	if (cs->calcom_blocked == NULL &&
-		secret_file_get(cs->settings.secret_key_file, &secret, &problem) !=
-		SECRET_FILE_OK)
+	bool		oauth2 = cs->settings.flow == CAL_FLOW_OAUTH2;
+
+	if (oauth2 && cs->settings.secret_key_file[0] == '\0')
+		secret = "";			/* a public client */
+	else if (cs->calcom_blocked == NULL &&
+			 secret_file_get(cs->settings.secret_key_file, &secret, &problem) !=
+			 SECRET_FILE_OK)
 		cs->calcom_blocked = "the secret key file is not usable";
 	if (cs->calcom_blocked != NULL)
 	{
@@ -345,7 +329,16 @@ check_calcom(CheckState *cs)
 	client.max_retries = 0;
 	client.cancel_grace_ms = 0;	/* nothing to journal */
 	batch = calcom_batch_create(&client, 1, false, -1);
-	calcom_batch_add_list_users(batch, NULL);
+
+	/*
+	 * The OAuth2 token endpoint checks the client before the token: a
+	 * refresh token that is none earns invalid_grant with good credentials,
+	 * invalid_client with bad ones, and spends nothing.
+	 */
+	if (oauth2)
+		calcom_batch_add_refresh(batch, CHECK_NOT_A_TOKEN, NULL);
+	else
+		calcom_batch_add_list_users(batch, NULL);
 	answer = calcom_batch_next(batch, &tag);
 	result = *answer;
 	calcom_batch_end(batch);
@@ -383,6 +376,8 @@ check_calcom(CheckState *cs)
 				   NULL);
 	if (!connected)
 		check_skip(cs, "calcom_credentials", "no connection to Cal.com");
+	else if (oauth2)
+		check_oauth2_credentials(cs, &result);
 	else if (result.outcome == CAL_OK)
 		check_emit(cs, "calcom_credentials", CHECK_PASSED,
 				   "GET /v2/oauth-clients/{clientId}/users?limit=1 succeeded: "
@@ -395,349 +390,25 @@ check_calcom(CheckState *cs)
 	explicit_bzero(&result, sizeof(result));
 }
 
-/* The table cal_refresh.table_name names, and whether it is one. */
-static void
-check_table(CheckState *cs)
-{
-	TokenTableReport *t = &cs->table;
-
-	token_table_inspect(cs->settings.table_name, t);
-	if (t->is_table)
-		check_emit(cs, "table", CHECK_PASSED, t->qualified_name, NULL);
-	else
-		check_emit(cs, "table", CHECK_FAILED, t->problem,
-				   "Point cal_refresh.table_name at the application's table: "
-				   "ALTER SYSTEM SET cal_refresh.table_name = "
-				   "'schema.\"Table\"'; SELECT pg_reload_conf();");
-}
-
-/* What a column of each kind may be, and the type to turn it into. */
-static void
-check_column_kind(TokenColumnKind kind, const char **wanted,
-				  const char **suggested)
-{
-	switch (kind)
-	{
-		case COLUMN_TEXT:
-			*wanted = "text or varchar";
-			*suggested = "text";
-			return;
-		case COLUMN_INTEGER:
-			*wanted = "smallint, integer or bigint";
-			*suggested = "integer";
-			return;
-		case COLUMN_EXPIRY:
-			*wanted = "timestamptz, timestamp or bigint (milliseconds)";
-			*suggested = "timestamptz";
-			return;
-		case COLUMN_TIMESTAMP:
-			*wanted = "timestamptz or timestamp";
-			*suggested = "timestamptz";
-			return;
-	}
-}
-
-/* How the extension uses a column that fits, after its type. */
-static const char *
-check_column_use(const TokenColumnReport *column)
-{
-	if (column->expiry == EXPIRY_TIMESTAMP)
-		return ", read and written as UTC";
-	if (column->expiry == EXPIRY_MILLISECONDS)
-		return ", milliseconds since 1970-01-01 UTC";
-	if (strcmp(column->spec->name, "userUlid") == 0)
-		return ": the key";
-	return "";
-}
-
-/* What an optional column's absence costs. */
-static const char *
-check_column_absence(const TokenColumnSpec *spec)
-{
-	if (spec->kind == COLUMN_INTEGER)
-		return "absent (optional): no force refresh, so a spent refresh "
-			"token cannot be replaced";
-	if (spec->kind == COLUMN_TIMESTAMP)
-		return "absent (optional): not maintained";
-	return "absent (optional): the refresh token's expiry is not stored";
-}
-
-/* One row per column the extension knows, with its type as used. */
-static void
-check_columns(CheckState *cs)
-{
-	int			i;
-
-	for (i = 0; i < TOKEN_TABLE_COLUMNS; i++)
-	{
-		const TokenColumnReport *c = &cs->table.columns[i];
-		char	   *check;
-		const char *wanted = "";
-		const char *suggested = "";
-
-		check = psprintf("column \"%s\"", token_table_column_name((TokenColumn) i));
-		if (!cs->table.is_table)
-		{
-			check_skip(cs, check, "no table");
-			continue;
-		}
-		check_column_kind(c->spec->kind, &wanted, &suggested);
-		if (c->state == TOKEN_COLUMN_FITS)
-			check_emit(cs, check, CHECK_PASSED,
-					   psprintf("%s%s", format_type_with_typemod(c->type, c->typmod),
-								check_column_use(c)),
-					   NULL);
-		else if (c->state == TOKEN_COLUMN_ABSENT && !c->spec->required)
-			check_emit(cs, check, CHECK_PASSED, check_column_absence(c->spec),
-					   NULL);
-		else if (c->state == TOKEN_COLUMN_ABSENT)
-			check_emit(cs, check, CHECK_FAILED, psprintf("missing: %s needed",
-														 wanted),
-					   psprintf("ALTER TABLE %s ADD COLUMN %s %s;",
-								cs->table.qualified_name,
-								quote_identifier(c->spec->name), suggested));
-		else
-			check_emit(cs, check, CHECK_FAILED,
-					   psprintf("%s: %s needed", format_type_be(c->type), wanted),
-					   psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING "
-								"<a conversion of the old values>;",
-								cs->table.qualified_name,
-								quote_identifier(c->spec->name), suggested));
-	}
-}
-
-/*
- * Counts the rows no refresh can serve, when the table fits and the
- * caller may read it (row-level security may still hide rows).
- */
-static void
-check_count_rows(CheckState *cs)
-{
-	char	   *problem = NULL;
-
-	if (cs->table.problem != NULL)
-		cs->not_counted = "the table does not fit";
-	else if (pg_class_aclcheck(cs->table.relid, GetUserId(), ACL_SELECT) !=
-			 ACLCHECK_OK)
-		cs->not_counted = "this role may not SELECT from the table";
-	else if (token_store_count_unusable(cs->settings.table_name, &cs->counts,
-										&problem) != TOKEN_STORE_OK)
-		cs->not_counted = psprintf("counting failed: %s", problem);
-	else
-		cs->counted = true;
-}
-
-/* The unique index and NOT NULL on the key. */
-static void
-check_key(CheckState *cs)
-{
-	const TokenTableReport *t = &cs->table;
-	bool		has_key = t->is_table &&
-		t->columns[TOKEN_COLUMN_USER_ULID].state != TOKEN_COLUMN_ABSENT;
-
-	if (!has_key)
-		check_skip(cs, "unique index on \"userUlid\"", "no \"userUlid\" column");
-	else
-		check_emit(cs, "unique index on \"userUlid\"",
-				   t->has_key_index ? CHECK_PASSED : CHECK_FAILED,
-				   t->has_key_index ? "present" :
-				   "missing: a refresh must find exactly one row",
-				   psprintf("CREATE UNIQUE INDEX ON %s (\"userUlid\");",
-							t->qualified_name));
-	if (!has_key)
-		check_skip(cs, "\"userUlid\" NOT NULL", "no \"userUlid\" column");
-	else if (t->key_not_null)
-		check_emit(cs, "\"userUlid\" NOT NULL", CHECK_PASSED, "NOT NULL", NULL);
-	else
-		check_emit(cs, "\"userUlid\" NOT NULL", CHECK_FAILED,
-				   cs->counted ?
-				   psprintf("nullable; rows without a key (never refreshed): "
-							INT64_FORMAT, cs->counts.no_key) :
-				   "nullable: a row without a key is never refreshed",
-				   psprintf("DELETE FROM %s WHERE \"userUlid\" IS NULL; "
-							"ALTER TABLE %s ALTER COLUMN \"userUlid\" SET "
-							"NOT NULL;",
-							t->qualified_name, t->qualified_name));
-}
-
-/* Rows without tokens, and rows whose expiry no refresh can trust. */
-static void
-check_rows(CheckState *cs)
-{
-	const TokenRowCounts *n = &cs->counts;
-	int64		bad_expiry = n->null_expiry + n->infinite_expiry + n->absurd_expiry;
-
-	if (!cs->counted)
-	{
-		check_skip(cs, "rows without tokens", cs->not_counted);
-		check_skip(cs, "rows with unusable expiry", cs->not_counted);
-		return;
-	}
-	check_emit(cs, "rows without tokens",
-			   n->no_tokens == 0 ? CHECK_PASSED : CHECK_FAILED,
-			   psprintf(INT64_FORMAT " of " INT64_FORMAT " rows have neither "
-						"a refresh token nor a \"calManagedUserId\"",
-						n->no_tokens, n->rows),
-			   psprintf("Store a pair for each with cal_update_tokens(), or "
-						"their \"calManagedUserId\" so that force refresh can; "
-						"find them with SELECT \"userUlid\" FROM %s WHERE "
-						"\"calRefreshToken\" IS NULL%s;",
-						cs->table.qualified_name,
-						cs->table.columns[TOKEN_COLUMN_MANAGED_USER_ID].state ==
-						TOKEN_COLUMN_FITS ?
-						" AND \"calManagedUserId\" IS NULL" : ""));
-	check_emit(cs, "rows with unusable expiry",
-			   bad_expiry == 0 ? CHECK_PASSED : CHECK_FAILED,
-			   psprintf(INT64_FORMAT " of " INT64_FORMAT " rows: " INT64_FORMAT
-						" NULL, " INT64_FORMAT " infinite, " INT64_FORMAT
-						" absurd (before 2000, or more than a day ahead)",
-						bad_expiry, n->rows, n->null_expiry,
-						n->infinite_expiry, n->absurd_expiry),
-			   "Store each user's real expiry with cal_update_tokens() (it "
-			   "takes Cal.com's); a row whose expiry lies far ahead passes for "
-			   "valid and is never refreshed, while NULL or a past expiry gets "
-			   "it refreshed by the next job run.");
-}
-
-/*
- * Which of the functions the role may not execute, as GRANT statements
- * (NULL: none missing); a function that does not exist asks for the
- * extension's update.
- */
-static char *
-check_missing_grants(CheckState *cs, const CheckFunction *functions, int n,
-					 StringInfo missing)
-{
-	StringInfoData grants;
-	char	   *schema = get_namespace_name(cs->extension_schema);
-	int			i;
-
-	initStringInfo(&grants);
-	for (i = 0; i < n; i++)
-	{
-		const CheckFunction *f = &functions[i];
-		Oid			oid = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-										  CStringGetDatum(f->name),
-										  PointerGetDatum(buildoidvector(f->argtypes,
-																		 f->nargs)),
-										  ObjectIdGetDatum(cs->extension_schema));
-
-		if (!OidIsValid(oid))
-		{
-			appendStringInfo(missing, "%s%s%s (not installed)",
-							 missing->len > 0 ? ", " : "", f->name, f->signature);
-			appendStringInfo(&grants, "%sALTER EXTENSION cal_refresh UPDATE;",
-							 grants.len > 0 ? " " : "");
-			continue;
-		}
-		if (cal_proc_aclcheck(oid, cs->role, ACL_EXECUTE) == ACLCHECK_OK)
-			continue;
-		appendStringInfo(missing, "%s%s%s", missing->len > 0 ? ", " : "",
-						 f->name, f->signature);
-		appendStringInfo(&grants, "%sGRANT EXECUTE ON %s %s.%s%s TO %s;",
-						 grants.len > 0 ? " " : "",
-						 f->procedure ? "PROCEDURE" : "FUNCTION",
-						 quote_identifier(schema), f->name, f->signature,
-						 quote_identifier(cs->role_name));
-	}
-	return grants.len > 0 ? grants.data : NULL;
-}
-
-/* EXECUTE on one group of functions. */
-static void
-check_execute(CheckState *cs, const char *check, const CheckFunction *functions,
-			  int n)
-{
-	StringInfoData missing;
-	char	   *grants;
-
-	if (!OidIsValid(cs->role))
-	{
-		check_emit(cs, check, CHECK_FAILED,
-				   psprintf("role \"%s\" does not exist", cs->role_name),
-				   "Name an existing role, or leave the argument out to check "
-				   "your own.");
-		return;
-	}
-	initStringInfo(&missing);
-	grants = check_missing_grants(cs, functions, n, &missing);
-	if (grants == NULL)
-		check_emit(cs, check, CHECK_PASSED,
-				   psprintf("%s may execute all %d", cs->role_name, n), NULL);
-	else
-		check_emit(cs, check, CHECK_FAILED,
-				   psprintf("%s may not execute %s", cs->role_name,
-							missing.data),
-				   grants);
-}
-
-/* EXECUTE on the functions, SELECT and UPDATE on the table. */
-static void
-check_privileges(CheckState *cs)
-{
-	bool		can_usage;
-	bool		can_select;
-	bool		can_update;
-
-	check_execute(cs, "EXECUTE (application)", application_functions,
-				  lengthof(application_functions));
-	check_execute(cs, "EXECUTE (scheduled refresh)", scheduled_functions,
-				  lengthof(scheduled_functions));
-	if (!cs->table.is_table)
-	{
-		check_skip(cs, "SELECT, UPDATE on the table", "no table");
-		return;
-	}
-	if (!OidIsValid(cs->role))
-	{
-		check_emit(cs, "SELECT, UPDATE on the table", CHECK_FAILED,
-				   psprintf("role \"%s\" does not exist", cs->role_name),
-				   "Name an existing role, or leave the argument out to check "
-				   "your own.");
-		return;
-	}
-	can_usage = cal_namespace_aclcheck(get_rel_namespace(cs->table.relid),
-									   cs->role, ACL_USAGE) == ACLCHECK_OK;
-	can_select = pg_class_aclcheck(cs->table.relid, cs->role, ACL_SELECT) ==
-		ACLCHECK_OK;
-	can_update = pg_class_aclcheck(cs->table.relid, cs->role, ACL_UPDATE) ==
-		ACLCHECK_OK;
-	check_emit(cs, "SELECT, UPDATE on the table",
-			   can_usage && can_select && can_update ? CHECK_PASSED : CHECK_FAILED,
-			   psprintf("on %s, %s may %s%s", cs->table.qualified_name,
-						cs->role_name,
-						can_select && can_update ? "SELECT and UPDATE" :
-						can_select ? "SELECT, not UPDATE (the row lock needs "
-						"UPDATE)" : can_update ? "UPDATE, not SELECT" :
-						"neither SELECT nor UPDATE",
-						can_usage ? "" : "; no USAGE on its schema"),
-			   psprintf("%sGRANT SELECT, UPDATE ON %s TO %s;",
-						can_usage ? "" :
-						psprintf("GRANT USAGE ON SCHEMA %s TO %s; ",
-								 quote_identifier(cs->table.schema),
-								 quote_identifier(cs->role_name)),
-						cs->table.qualified_name,
-						quote_identifier(cs->role_name)));
-}
-
 /* The cluster's request budget against Cal.com's limit per client. */
 static void
 check_budget(CheckState *cs)
 {
 	int			per_minute = cs->settings.max_requests_per_minute;
-	bool		fits = per_minute > 0 && per_minute <= CAL_CALCOM_LIMIT_PER_MINUTE;
+	int			limit = CAL_CALCOM_LIMIT_PER_MINUTE(cs->settings.flow);
+	const char *per = cs->settings.flow == CAL_FLOW_OAUTH2 ?
+		"per client IP at the OAuth2 token endpoint" : "per OAuth client";
+	bool		fits = per_minute > 0 && per_minute <= limit;
 
 	check_emit(cs, "max_requests_per_minute",
 			   fits ? CHECK_PASSED : CHECK_FAILED,
 			   per_minute == 0 ?
-			   psprintf("0: unlimited; Cal.com allows %d a minute per OAuth "
-						"client, then answers 429 and blocks it for 60 s",
-						CAL_CALCOM_LIMIT_PER_MINUTE) :
+			   psprintf("0: unlimited; Cal.com allows %d a minute %s, then "
+						"answers 429 and blocks for 60 s", limit, per) :
 			   psprintf("%d a minute for the whole cluster; Cal.com allows %d "
-						"per OAuth client", per_minute,
-						CAL_CALCOM_LIMIT_PER_MINUTE),
-			   "ALTER SYSTEM SET cal_refresh.max_requests_per_minute = 400; "
-			   "SELECT pg_reload_conf();");
+						"%s", per_minute, limit, per),
+			   "Use the flow's default: ALTER SYSTEM RESET "
+			   "cal_refresh.max_requests_per_minute; SELECT pg_reload_conf();");
 }
 
 /*
@@ -855,11 +526,7 @@ cal_refresh_check(PG_FUNCTION_ARGS)
 	check_secret_file(&cs);
 	check_api_url(&cs);
 	check_calcom(&cs);
-	check_table(&cs);
-	check_columns(&cs);
-	check_count_rows(&cs);
-	check_key(&cs);
-	check_rows(&cs);
+	check_table_all(&cs);
 	check_privileges(&cs);
 	check_budget(&cs);
 	check_pg_cron(&cs);

@@ -153,6 +153,13 @@ refresh_set_call_failure(RefreshTask *task, const CalCallResult *call,
  * token meanwhile, the next attempt's 400 leads here.  Forcing during an
  * outage would only double the requests into it.
  */
+/*
+ * Where force refresh would follow, the OAuth2 flow has nothing: the
+ * refresh token is spent or was never good, and only the user can mend it.
+ */
+#define CAL_OAUTH2_NO_FORCE \
+	"; the OAuth2 flow has no force refresh: the user must authorize the application again"
+
 static bool
 refresh_should_fall_back(const CalCallResult *call)
 {
@@ -474,13 +481,31 @@ refresh_wipe_kept(RefreshTask *tasks, int n_tasks)
 
 /*
  * The task's refresh token is unusable or its fate unknown: queue force
- * refresh, which needs Cal.com's numeric user id, or fail.
+ * refresh, which needs Cal.com's numeric user id, or fail (with the failed
+ * refresh's outcome when there was one).
  */
 static void
-refresh_task_force(CalBatch *batch, RefreshTask *task)
+refresh_task_force(CalBatch *batch, RefreshTask *task,
+				   const CalCallResult *failed_refresh)
 {
 	const TokenRow *row = &task->row;
 	bool		has_usable_token = calcom_token_is_plausible(row->refresh_token);
+
+	/* The policy's one branch on the flow: OAuth2 has no fallback. */
+	if (!calcom_flow(calcom_batch_flow(batch))->has_force_refresh)
+	{
+		char	   *error = psprintf("%s%s", task->why_force, CAL_OAUTH2_NO_FORCE);
+
+		if (failed_refresh != NULL)
+			refresh_set_call_failure(task, failed_refresh, error);
+		else
+		{
+			refresh_set_failure(task->result, CAL_ERR_NO_REFRESH_TOKEN, error);
+			task->result->recorded = true;
+			task->result->backs_off = task->own_failure;
+		}
+		return;
+	}
 
 	if (!row->has_managed_user_id || row->managed_user_id <= 0 ||
 		row->managed_user_id > CAL_MAX_USER_ID)
@@ -522,7 +547,7 @@ refresh_task_start(CalBatch *batch, RefreshTask *task)
 			"no refresh token is stored" :
 			"the stored refresh token is malformed";
 		task->own_failure = true;
-		refresh_task_force(batch, task);
+		refresh_task_force(batch, task, NULL);
 	}
 }
 
@@ -532,7 +557,7 @@ refresh_task_call_done(CalBatch *batch, RefreshTask *task,
 					   const CalCallResult *call)
 {
 	const char *user_ulid = task->row.user_ulid;
-	bool		was_refresh = call->endpoint == CAL_ENDPOINT_REFRESH;
+	bool		was_refresh = call->endpoint != CAL_ENDPOINT_FORCE_REFRESH;
 
 	ereport(DEBUG1,
 			(errmsg_internal("cal_refresh: %s for user \"%s\": HTTP %ld in %d ms, %d attempt(s)%s%s",
@@ -551,13 +576,14 @@ refresh_task_call_done(CalBatch *batch, RefreshTask *task,
 	else if (!refresh_should_fall_back(call))
 		refresh_set_call_failure(task, call,
 								 psprintf("refresh failed: %s", call->message));
+
 	else
 	{
 		task->why_force = psprintf("refresh failed: %s", call->message);
 		task->token_spent = call->http_status == 400 ||
 			call->http_status == 404;
 		task->own_failure = refresh_is_own_failure(call);
-		refresh_task_force(batch, task);
+		refresh_task_force(batch, task, call);
 	}
 }
 

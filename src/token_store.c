@@ -572,6 +572,7 @@ token_store_status(const char *table_name, const Datum *failure_columns,
 typedef struct CountAttempt
 {
 	const TokenTable *table;
+	bool		force_refresh;
 	TokenRowCounts *counts;
 } CountAttempt;
 
@@ -579,7 +580,8 @@ static void
 token_store_count_attempt(void *arg)
 {
 	CountAttempt *attempt = (CountAttempt *) arg;
-	char	   *sql = token_table_count_sql(attempt->table);
+	char	   *sql = token_table_count_sql(attempt->table,
+												attempt->force_refresh);
 	int64	   *fields[6];
 	int			rc;
 	int			i;
@@ -607,14 +609,15 @@ token_store_count_attempt(void *arg)
 
 /*
  * Counts the rows of the table (those the caller may see) that no refresh
- * can serve, for cal_refresh_check().  The table's row-level security
+ * can serve, for cal_refresh_check(); with force_refresh, a row without a
+ * refresh token but with a managed user id can be served.  The table's row-level security
  * policies may raise: such an error is caught in a subtransaction and its
  * message (never its detail) comes back in *problem, as REFUSED; a cancel
  * is never caught.  TABLE_INVALID when the table does not fit.
  */
 TokenStoreStatus
-token_store_count_unusable(const char *table_name, TokenRowCounts *counts,
-						   char **problem)
+token_store_count_unusable(const char *table_name, bool force_refresh,
+						   TokenRowCounts *counts, char **problem)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	TokenStoreStatus status = TOKEN_STORE_OK;
@@ -627,7 +630,7 @@ token_store_count_unusable(const char *table_name, TokenRowCounts *counts,
 		status = TOKEN_STORE_TABLE_INVALID;
 	else
 	{
-		CountAttempt attempt = {table, counts};
+		CountAttempt attempt = {table, force_refresh, counts};
 		ErrorData  *error;
 
 		error = token_store_in_subtransaction(token_store_count_attempt,

@@ -101,13 +101,15 @@ typedef struct TokenRowCounts
 {
 	int64		rows;
 	int64		no_key;
-	int64		no_tokens;		/* no refresh token, no managed user id */
+	int64		no_tokens;		/* no refresh token (nor, when it can help,
+								 * a managed user id) */
 	int64		null_expiry;
 	int64		infinite_expiry;
 	int64		absurd_expiry;
 } TokenRowCounts;
 
 extern TokenStoreStatus token_store_count_unusable(const char *table_name,
+												   bool force_refresh,
 												   TokenRowCounts *counts,
 												   char **problem);
 

@@ -615,7 +615,7 @@ token_table_get(const char *table_name, char **problem)
  * refreshed).
  */
 char *
-token_table_count_sql(const TokenTable *t)
+token_table_count_sql(const TokenTable *t, bool force_refresh)
 {
 	StringInfoData sql;
 	StringInfoData expiry;
@@ -628,7 +628,7 @@ token_table_count_sql(const TokenTable *t)
 					 "SELECT count(*), count(*) FILTER (WHERE %s IS NULL), "
 					 "count(*) FILTER (WHERE (%s IS NULL OR %s = '')",
 					 quote_identifier(COL_USER_ULID), refresh, refresh);
-	if (t->has_managed_user_id)
+	if (t->has_managed_user_id && force_refresh)
 		appendStringInfo(&sql, " AND %s IS NULL",
 						 quote_identifier(COL_MANAGED_USER_ID));
 	appendStringInfo(&sql, "), count(*) FILTER (WHERE %s IS NULL), "

@@ -121,6 +121,7 @@ extern void token_table_inspect(const char *table_name,
 								TokenTableReport *report);
 extern const TokenTable *token_table_get(const char *table_name,
 										 char **problem);
-extern char *token_table_count_sql(const TokenTable *table);
+extern char *token_table_count_sql(const TokenTable *table,
+								   bool force_refresh);
 
 #endif							/* TOKEN_TABLE_H */

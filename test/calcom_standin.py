@@ -705,7 +705,8 @@ class ApiRequest:
     client_id: str | None
     user_text: str | None  # the userId path parameter
     secret: str | None
-    body: object  # decoded JSON, or None when absent or not JSON
+    body: object  # decoded JSON (or form), or None when absent or not JSON
+    raw_body: bytes = b""  # as received
 
 
 def route_api(method, path):
@@ -850,7 +851,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         endpoint, client_id, user_text = route_api(self.command, path)
         request = ApiRequest(self.path, endpoint, client_id, user_text,
                              self.headers.get("x-cal-secret-key"),
-                             decode_body(body, self.headers.get("Content-Type", "")))
+                             decode_body(body, self.headers.get("Content-Type", "")),
+                             body)
         entry = state.record_arrival(endpoint, self._user_of(request), self.connection_id)
         latency_s = state.fixed_latency_s()
         if latency_s:
@@ -966,8 +968,12 @@ class StandinHandler(BaseHTTPRequestHandler):
             # A careless proxy or WAF quoting the request back, credentials and all, after a
             # long preamble (so a client that truncates before checking would miss it); with
             # escape, JSON-escaped as a server may legally write it.
+            # A form body (the OAuth2 token endpoint, secret included) is quoted
+            # as it came, percent-encoded.
+            quoted = (request.raw_body.decode("latin-1") if request.endpoint == "oauth2_token"
+                      else json.dumps(request.body, ensure_ascii=False))
             message = ("request rejected by policy; " * 8 + f"x-cal-secret-key={request.secret} "
-                       f"body={json.dumps(request.body, ensure_ascii=False)}")
+                       f"body={quoted}")
             if not fault.escape:
                 return json_reply(fault.status, {"status": "error", "error": {
                     "code": "BadRequestException", "message": message}})

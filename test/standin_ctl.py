@@ -290,7 +290,7 @@ def build_parser():
     fault = add("fault", cmd_fault, "give the next matching calls a fault")
     fault.add_argument("endpoint", metavar="ENDPOINT",
                        choices=["refresh", "force_refresh", "create_user", "get_user",
-                                "list_users", "any"])
+                                "list_users", "oauth2_token", "any"])
     fault.add_argument("kind", metavar="KIND")
     fault.add_argument("--status", type=int)
     fault.add_argument("--count", type=int, default=1, help="-1: until reset")

@@ -17,7 +17,11 @@ $CAL_STANDIN_CTL reset
 for i in $(seq 1 32); do $CAL_STANDIN_CTL seed $((1400 + i)) "rt-seed-$((1400 + i))"; done
 
 is "$(cpsql main "$db" -At -c "SELECT boot_val FROM pg_settings WHERE name = 'cal_refresh.max_requests_per_minute'")" \
-	400 "the default budget is 400 requests a minute"
+	-1 "the default budget is the flow's"
+is "$(cpsql main "$db" -At -c "SET cal_refresh.max_requests_per_minute = -1" \
+	-c "SELECT detail FROM cal_refresh_check() WHERE \"check\" = 'max_requests_per_minute'")" \
+	"400 a minute for the whole cluster; Cal.com allows 500 per OAuth client" \
+	"...400 requests a minute for managed users"
 out=$(cpsql main "$db" -At -v ON_ERROR_STOP=0 -c "SET ROLE rate_app" \
 	-c "SET cal_refresh.max_requests_per_minute = 0" 2>&1 || true)
 like "$out" "permission denied to set parameter" "only a superuser may lift the limit"

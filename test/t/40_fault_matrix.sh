@@ -2,7 +2,9 @@
 # The fault matrix: every failure the stand-in can stage, on each endpoint.
 # Each case asserts the error_code, whether force refresh was tried (the
 # fallback rules of README: only after 400, 404 or an unusable 200), that
-# the row is unchanged, and that the backend still answers.  The service's
+# the row is unchanged, and that the backend still answers.  The OAuth2
+# flow's token endpoint gets the same faults and its own errors
+# (invalid_grant, invalid_client): it has no force refresh to fall back to.  The service's
 # trouble (429, 5xx, non-JSON, resets, timeouts) is retried: once, it
 # heals; for good, it fails without a force refresh.
 set -euo pipefail
@@ -15,7 +17,8 @@ make_test_db "$db"
 #   ENDPOINT refresh: the row holds a valid refresh token, and force refresh
 #     answers 401 for good, so a fallback shows as calcom_rejected with a
 #     force call; ENDPOINT force: no refresh token is stored, so the call
-#     goes straight to force refresh, which gets the fault.
+#     goes straight to force refresh, which gets the fault; ENDPOINT oauth2:
+#     cal_refresh.flow = oauth2, the refresh goes to the token endpoint.
 #   EXPECTED: an error_code, or "ok" (the call succeeds, the row changes).
 run_case() {
 	local endpoint=$1 name=$2 fault=$3 settings=$4 expected=$5 force_tried=$6 regex=$7
@@ -60,6 +63,9 @@ run_case() {
 refused="SET cal_refresh.api_url = 'http://127.0.0.1:1'"
 short="SET cal_refresh.timeout = '500ms'"
 none="RESET cal_refresh.timeout"
+o2="SET cal_refresh.flow = oauth2; $none"
+o2short="SET cal_refresh.flow = oauth2; $short"
+o2refused="SET cal_refresh.flow = oauth2; $refused"
 
 #        endpoint name                    fault                                   settings  expected           force  error regex
 run_case refresh "latency under timeout" "refresh latency --latency-ms 100"       "$short"  ok                 no     ''
@@ -112,4 +118,29 @@ run_case force   "missing field"         "force_refresh missing_field"          
 run_case force   "wrong types"           "force_refresh wrong_types"              "$none"   bad_response       yes    'force refresh failed: HTTP 200: response has no usable'
 run_case force   "1 MB body"             "force_refresh huge"                     "$none"   bad_response       yes    'force refresh failed: HTTP 200: response body larger than 64 kB'
 run_case force   "redirect"              "force_refresh redirect"                 "$none"   bad_response       yes    'force refresh failed: HTTP 302: redirects are not followed$'
+
+run_case oauth2  "answered"              ""                                       "$o2"     ok                 no     ''
+run_case oauth2  "latency over timeout"  "oauth2_token latency --latency-ms 1500" "$o2short" timeout           no     '^refresh failed: timed out .* while waiting for the response'
+run_case oauth2  "hang"                  "oauth2_token hang"                      "$o2short" timeout           no     '^refresh failed: timed out'
+run_case oauth2  "connection refused"    ""                                       "$o2refused" network_error   no     '^refresh failed: .*(connect|refused)'
+run_case oauth2  "reset once, retried"   "oauth2_token reset"                     "$o2"     ok                 no     ''
+run_case oauth2  "reset for good"        "oauth2_token reset --count -1"          "$o2"     network_error      no     '^refresh failed: '
+run_case oauth2  "invalid_grant"         "oauth2_token status --status 400"       "$o2"     calcom_rejected    no     '^refresh failed: HTTP 400: invalid_grant: invalid_refresh_token; the OAuth2 flow has no force refresh: the user must authorize the application again$'
+run_case oauth2  "invalid_client"        "oauth2_token status --status 401"       "$o2"     calcom_rejected    no     '^refresh failed: HTTP 401: invalid_client: invalid_client_credentials$'
+run_case oauth2  "429"                   "oauth2_token status --status 429 --count -1" "$o2" calcom_unavailable no    '^refresh failed: HTTP 429'
+run_case oauth2  "500 once, retried"     "oauth2_token status --status 500"       "$o2"     ok                 no     ''
+run_case oauth2  "500"                   "oauth2_token status --status 500 --count -1" "$o2" calcom_unavailable no    '^refresh failed: HTTP 500'
+run_case oauth2  "HTML 502 page"         "oauth2_token html --status 502 --count -1" "$o2"  calcom_unavailable no     '^refresh failed: HTTP 502: non-JSON body'
+run_case oauth2  "maintenance page"      "oauth2_token html --status 200 --count -1" "$o2"  calcom_unavailable no     '^refresh failed: HTTP 200: non-JSON body'
+run_case oauth2  "truncated JSON"        "oauth2_token truncated"                 "$o2"     bad_response       no     '^refresh failed: HTTP 200: response is not JSON; the OAuth2 flow has no force refresh'
+run_case oauth2  "JSON without tokens"   "oauth2_token no_data"                   "$o2"     bad_response       no     '^refresh failed: HTTP 200: response is not a token object'
+run_case oauth2  "missing field"         "oauth2_token missing_field --field access_token" "$o2" bad_response  no     '^refresh failed: HTTP 200: response has no usable "access_token"'
+run_case oauth2  "no expires_in"         "oauth2_token no_expiry"                 "$o2"     bad_response       no     '^refresh failed: HTTP 200: response has an unusable "expires_in"'
+run_case oauth2  "wrong types"           "oauth2_token wrong_types"               "$o2"     bad_response       no     '^refresh failed: HTTP 200: response has no usable "access_token"'
+run_case oauth2  "1 MB body"             "oauth2_token huge"                      "$o2"     bad_response       no     '^refresh failed: HTTP 200: response body larger than 64 kB'
+run_case oauth2  "redirect"              "oauth2_token redirect"                  "$o2"     bad_response       no     '^refresh failed: HTTP 302: redirects are not followed$'
+# The secret travels in the body here: a proxy quoting the body back must
+# not get it into the error, the log or the failure records.
+run_case oauth2  "body echoed back"      "oauth2_token echo --status 400"         "$o2"     calcom_rejected    no     '^refresh failed: HTTP 400: error description withheld: it quoted a credential'
+run_case oauth2  "body echoed, escaped"  "oauth2_token echo --status 400 --escape" "$o2"     calcom_rejected    no     '^refresh failed: HTTP 400: error description withheld: it quoted a credential'
 t_done

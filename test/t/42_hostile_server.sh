@@ -87,6 +87,20 @@ is "$(grep -c -F -e 's3cr/et' -e 'rt/+' <<<"$run_log" || true)" 0 \
 	"neither the secret nor the token reaches the log"
 is "$(grep -c -F 'request rejected by policy' <<<"$run_log$out$status" || true)" 0 \
 	"nor does any of the echo"
+# The OAuth2 flow sends the secret in a form body, percent-encoded
+# (s3cr%2Fet%2B%22...): a proxy quoting that body back is withheld too.
+$CAL_STANDIN_CTL reset
+cpsql main "$db" -c "UPDATE public.\"CalendarIntegration\" SET \"calRefreshToken\" = \$\$rt/+\"\\x-echo\$\$
+	WHERE \"userUlid\" = '01ECHO'" -c "DELETE FROM cal_refresh_failure" >/dev/null
+log_start=$(wc -l <"$log_file")
+$CAL_STANDIN_CTL fault oauth2_token echo --status 400
+out=$(cpsql main "$db" -At -F '|' -c "SET cal_refresh.flow = oauth2" \
+	-c "SELECT error_code, error FROM cal_refresh_user_tokens('01ECHO')" | grep -v '^SET$')
+like "$out" '^calcom_rejected\|refresh failed: HTTP 400: error description withheld: it quoted a credential' \
+	"OAuth2: an echo of the form body, secret percent-encoded, is withheld"
+run_log=$(tail -n +"$((log_start + 1))" "$log_file")
+is "$(grep -c -F -e 's3cr' -e 'rt%2F' -e 'rt/+' <<<"$run_log$out" || true)" 0 \
+	"...and neither the secret nor the token reaches the log, in any encoding"
 cp -p "$saved_secret" "$CAL_SECRET_FILE"
 $CAL_STANDIN_CTL reset
 

@@ -119,6 +119,18 @@ CALL cal_refresh_expiring_tokens_job();
 SELECT 'stats=' || sum(requests) FILTER (WHERE outcome = 'ok') FROM cal_refresh_stats;
 SELECT 'info=' || (refreshed_users > 0) FROM cal_refresh_stats_info;
 SELECT cal_refresh_stats_reset() IS NOT NULL;
+SELECT 'check=' || count(*) FROM cal_refresh_check();
+\! $CAL_STANDIN_CTL seed 960 rt-vg-o2
+UPDATE public."CalendarIntegration" SET "calRefreshToken" = 'rt-vg-o2',
+	"calAccessTokenExpiresAt" = now() - interval '1 minute' WHERE "userUlid" = '01VGB960';
+SET cal_refresh.flow = oauth2;
+SELECT 'oauth2=' || method FROM cal_refresh_user_tokens('01VGB960');
+\! $CAL_STANDIN_CTL oauth2 --wrapped
+SELECT 'wrapped=' || method FROM cal_refresh_user_tokens('01VGB960');
+\! $CAL_STANDIN_CTL fault oauth2_token status --status 400
+SELECT 'grant=' || error_code FROM cal_refresh_user_tokens('01VGB960');
+SELECT 'o2check=' || count(*) FROM cal_refresh_check();
+RESET cal_refresh.flow;
 SQL
 like "$(cat "$vgdir/session.out")" "ok.*20.*failed.*20" "the suite ran under valgrind"
 like "$(cat "$vgdir/session.out")" "batch=11/11" "...batches too"
@@ -128,6 +140,8 @@ like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout
 	"...and a batch cancelled half way"
 like "$(cat "$vgdir/session.out")" "recovered=true" "...and a pair recovered from the journal"
 like "$(cat "$vgdir/session.out")" "stats=[1-9].*info=true" "...and the statistics read and reset"
+like "$(cat "$vgdir/session.out")" "check=23.*oauth2=refresh.*wrapped=refresh.*grant=calcom_rejected.*o2check=23" \
+	"...and cal_refresh_check and the OAuth2 flow"
 cluster_stop vg
 trap - EXIT
 
