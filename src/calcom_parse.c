@@ -82,31 +82,55 @@ read_expiry(const cJSON *data, const char *field, bool *present, double *ms)
 	return true;
 }
 
+/*
+ * Parses body and finds its token object: root's "data" when root has a
+ * "status" (which must be "success"), or, where bare_ok, root itself.
+ * Returns NULL with the reason in message; else the object, and *root to
+ * be deleted by the caller.
+ */
+static const cJSON *
+open_token_object(const char *body, size_t len, bool bare_ok, cJSON **root,
+				  char *message, size_t message_len)
+{
+	const cJSON *status;
+	const cJSON *data;
+
+	*root = cJSON_ParseWithLength(body, len);
+	if (*root == NULL)
+	{
+		set_message(message, message_len, "response is not JSON");
+		return NULL;
+	}
+	status = cJSON_GetObjectItemCaseSensitive(*root, "status");
+	data = (status == NULL && bare_ok) ? *root :
+		cJSON_GetObjectItemCaseSensitive(*root, "data");
+	if (status != NULL &&
+		!(cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0))
+		set_message(message, message_len, "response status is not \"success\"");
+	else if (!cJSON_IsObject(data))
+		set_message(message, message_len, bare_ok ?
+					"response is not a token object" :
+					"response has no \"data\" object");
+	else
+		return data;
+	cJSON_Delete(*root);
+	*root = NULL;
+	return NULL;
+}
+
 bool
 calcom_parse_tokens(const char *body, size_t len, CalTokens *tokens,
 					char *message, size_t message_len)
 {
 	cJSON	   *root;
-	const cJSON *status;
 	const cJSON *data;
 	bool		ok = false;
 
 	memset(tokens, 0, sizeof(*tokens));
-	root = cJSON_ParseWithLength(body, len);
-	if (root == NULL)
-	{
-		set_message(message, message_len, "response is not JSON");
+	data = open_token_object(body, len, false, &root, message, message_len);
+	if (data == NULL)
 		return false;
-	}
-
-	status = cJSON_GetObjectItemCaseSensitive(root, "status");
-	data = cJSON_GetObjectItemCaseSensitive(root, "data");
-	if (status != NULL &&
-		!(cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0))
-		set_message(message, message_len, "response status is not \"success\"");
-	else if (!cJSON_IsObject(data))
-		set_message(message, message_len, "response has no \"data\" object");
-	else if (!copy_token(data, "accessToken", tokens->access_token))
+	if (!copy_token(data, "accessToken", tokens->access_token))
 		set_message(message, message_len,
 					"response has no usable \"accessToken\"");
 	else if (!copy_token(data, "refreshToken", tokens->refresh_token))
@@ -154,26 +178,15 @@ calcom_parse_oauth2_tokens(const char *body, size_t len, CalTokens *tokens,
 {
 	cJSON	   *root;
 	const cJSON *data;
-	const cJSON *status;
 	const cJSON *type;
 	bool		ok = false;
 
 	memset(tokens, 0, sizeof(*tokens));
-	root = cJSON_ParseWithLength(body, len);
-	if (root == NULL)
-	{
-		set_message(message, message_len, "response is not JSON");
+	data = open_token_object(body, len, true, &root, message, message_len);
+	if (data == NULL)
 		return false;
-	}
-	status = cJSON_GetObjectItemCaseSensitive(root, "status");
-	data = status == NULL ? root : cJSON_GetObjectItemCaseSensitive(root, "data");
 	type = cJSON_GetObjectItemCaseSensitive(data, "token_type");
-	if (status != NULL &&
-		!(cJSON_IsString(status) && strcmp(status->valuestring, "success") == 0))
-		set_message(message, message_len, "response status is not \"success\"");
-	else if (!cJSON_IsObject(data))
-		set_message(message, message_len, "response is not a token object");
-	else if (!copy_token(data, "access_token", tokens->access_token))
+	if (!copy_token(data, "access_token", tokens->access_token))
 		set_message(message, message_len,
 					"response has no usable \"access_token\"");
 	else if (!copy_token(data, "refresh_token", tokens->refresh_token))

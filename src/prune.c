@@ -19,6 +19,31 @@
 #include "token_store.h"
 
 /*
+ * Reads the n users' rows as they are now, without a lock; has_row[i]
+ * says whether user i has one.  False when the table does not fit (the
+ * batches will say why).
+ */
+static bool
+prune_read_rows(const RefreshConfig *config, char **users, int n,
+				TokenRow *rows, bool *has_row)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *problem = NULL;
+		TokenStoreStatus status = token_store_read_row(config->table_name,
+													   users[i], &rows[i],
+													   &problem);
+
+		if (status == TOKEN_STORE_TABLE_INVALID)
+			return false;
+		has_row[i] = status == TOKEN_STORE_OK;
+	}
+	return true;
+}
+
+/*
  * Deletes the journal's entries that no row needs any more: those of users
  * whose row is not stale (it holds a pair no entry supersedes) or is gone.
  * Returns how many went.  In the caller's transaction.
@@ -31,6 +56,7 @@ prune_journal(const RefreshConfig *config)
 	uint8	   *digests;
 	bool	   *has_token;
 	bool	   *has_row;
+	TokenRow   *rows;
 	JournalPair *pairs;
 	int			n_obsolete = 0;
 	int			n_entries = 0;
@@ -47,20 +73,14 @@ prune_journal(const RefreshConfig *config)
 	has_token = palloc(sizeof(bool) * n_users);
 	has_row = palloc(sizeof(bool) * n_users);
 	pairs = palloc(sizeof(JournalPair) * n_users);
+	rows = palloc(sizeof(TokenRow) * n_users);
+	if (!prune_read_rows(config, users, n_users, rows, has_row))
+		return 0;
 	for (i = 0; i < n_users; i++)
 	{
-		TokenRow	row;
-		char	   *problem = NULL;
-		TokenStoreStatus status = token_store_read_row(config->table_name,
-													   users[i], &row,
-													   &problem);
-
-		if (status == TOKEN_STORE_TABLE_INVALID)
-			return 0;			/* the batches will say why */
-		has_row[i] = status == TOKEN_STORE_OK;
-		has_token[i] = has_row[i] && row.refresh_token != NULL;
+		has_token[i] = has_row[i] && rows[i].refresh_token != NULL;
 		if (has_token[i])
-			journal_token_sha256(row.refresh_token,
+			journal_token_sha256(rows[i].refresh_token,
 								 digests + i * PG_SHA256_DIGEST_LENGTH);
 	}
 	journal_store_find(config->extension_schema, config->table_name,
@@ -89,6 +109,8 @@ prune_failures(const RefreshConfig *config)
 	int			n_users;
 	char	  **users;
 	const char **gone;
+	TokenRow   *rows;
+	bool	   *has_row;
 	int			n_gone = 0;
 	int			i;
 
@@ -96,19 +118,13 @@ prune_failures(const RefreshConfig *config)
 		return 0;
 	users = failure_store_users(config->extension_schema, &n_users);
 	gone = palloc(sizeof(char *) * Max(n_users, 1));
+	rows = palloc(sizeof(TokenRow) * Max(n_users, 1));
+	has_row = palloc(sizeof(bool) * Max(n_users, 1));
+	if (!prune_read_rows(config, users, n_users, rows, has_row))
+		return 0;
 	for (i = 0; i < n_users; i++)
-	{
-		TokenRow	row;
-		char	   *problem = NULL;
-		TokenStoreStatus status = token_store_read_row(config->table_name,
-													   users[i], &row,
-													   &problem);
-
-		if (status == TOKEN_STORE_TABLE_INVALID)
-			return 0;			/* the batches will say why */
-		if (status == TOKEN_STORE_NOT_FOUND)
+		if (!has_row[i])
 			gone[n_gone++] = users[i];
-	}
 	failure_store_clear(config->extension_schema, gone, n_gone);
 	return n_gone;
 }
