@@ -112,46 +112,42 @@ check_expiry(bool present, double ms, const char *who)
 		fail(who, "present expiry is not finite and > 0");
 }
 
-/*
- * Runs calcom_parse_tokens with a message buffer of message_len bytes;
- * returns its result after checking it.
- */
-static bool
-fuzz_parse_tokens(const char *body, size_t len, size_t message_len)
+/* A managed-user body: two tokens, and expiries that are absent or sane. */
+static void
+check_managed_tokens(const CalTokens *tokens, const char *who)
 {
-	CalTokens  *tokens = malloc(sizeof(CalTokens));
-	char	   *message = alloc_filled(message_len);
-	bool		ok;
-
-	if (tokens == NULL)
-		abort();
-	memset(tokens, FUZZ_FILL_BYTE, sizeof(CalTokens));
-
-	ok = calcom_parse_tokens(body, len, tokens, message, message_len);
-	if (ok)
-	{
-		check_token(tokens->access_token, "calcom_parse_tokens access_token");
-		check_token(tokens->refresh_token,
-					"calcom_parse_tokens refresh_token");
-		check_expiry(tokens->has_access_expiry, tokens->access_expires_ms,
-					 "calcom_parse_tokens accessTokenExpiresAt");
-		check_expiry(tokens->has_refresh_expiry, tokens->refresh_expires_ms,
-					 "calcom_parse_tokens refreshTokenExpiresAt");
-	}
-	else
-		check_message(message, message_len, "calcom_parse_tokens");
-
-	free(message);
-	free(tokens);
-	return ok;
+	check_token(tokens->access_token, who);
+	check_token(tokens->refresh_token, who);
+	check_expiry(tokens->has_access_expiry, tokens->access_expires_ms, who);
+	check_expiry(tokens->has_refresh_expiry, tokens->refresh_expires_ms, who);
 }
 
 /*
- * Runs calcom_parse_oauth2_tokens likewise: on success, two tokens and an
- * expires_in of 1 s to a day, and no expiry dates (the caller dates it).
+ * An OAuth2 body: two tokens, an expires_in of 1 s to a day, and no expiry
+ * dates (the caller dates it).
+ */
+static void
+check_oauth2_tokens(const CalTokens *tokens, const char *who)
+{
+	check_token(tokens->access_token, who);
+	check_token(tokens->refresh_token, who);
+	if (!tokens->has_expires_in || !(tokens->expires_in_s >= 1) ||
+		!(tokens->expires_in_s <= 86400))
+		fail(who, "expires_in out of 1..86400");
+	if (tokens->has_access_expiry || tokens->has_refresh_expiry)
+		fail(who, "an expiry date was set");
+}
+
+typedef bool (*TokenParser) (const char *body, size_t len, CalTokens *tokens,
+							 char *message, size_t message_len);
+
+/*
+ * Runs a token parser with a message buffer of message_len bytes; returns
+ * its result after checking it (check_ok on success, the message else).
  */
 static bool
-fuzz_parse_oauth2_tokens(const char *body, size_t len, size_t message_len)
+fuzz_parse(TokenParser parse, void (*check_ok) (const CalTokens *, const char *),
+		   const char *who, const char *body, size_t len, size_t message_len)
 {
 	CalTokens  *tokens = malloc(sizeof(CalTokens));
 	char	   *message = alloc_filled(message_len);
@@ -161,20 +157,11 @@ fuzz_parse_oauth2_tokens(const char *body, size_t len, size_t message_len)
 		abort();
 	memset(tokens, FUZZ_FILL_BYTE, sizeof(CalTokens));
 
-	ok = calcom_parse_oauth2_tokens(body, len, tokens, message, message_len);
+	ok = parse(body, len, tokens, message, message_len);
 	if (ok)
-	{
-		check_token(tokens->access_token, "calcom_parse_oauth2_tokens access_token");
-		check_token(tokens->refresh_token,
-					"calcom_parse_oauth2_tokens refresh_token");
-		if (!tokens->has_expires_in || !(tokens->expires_in_s >= 1) ||
-			!(tokens->expires_in_s <= 86400))
-			fail("calcom_parse_oauth2_tokens", "expires_in out of 1..86400");
-		if (tokens->has_access_expiry || tokens->has_refresh_expiry)
-			fail("calcom_parse_oauth2_tokens", "an expiry date was set");
-	}
+		check_ok(tokens, who);
 	else
-		check_message(message, message_len, "calcom_parse_oauth2_tokens");
+		check_message(message, message_len, who);
 
 	free(message);
 	free(tokens);
@@ -298,11 +285,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * The result must not depend on the room for the message.
 	 */
 	small_len = 1 + size % 32;
-	ok = fuzz_parse_tokens(body, size, CAL_MESSAGE_MAX);
-	if (fuzz_parse_tokens(body, size, small_len) != ok)
+	ok = fuzz_parse(calcom_parse_tokens, check_managed_tokens,
+					"calcom_parse_tokens", body, size, CAL_MESSAGE_MAX);
+	if (fuzz_parse(calcom_parse_tokens, check_managed_tokens,
+				   "calcom_parse_tokens", body, size, small_len) != ok)
 		fail("calcom_parse_tokens", "result depends on message_len");
-	ok = fuzz_parse_oauth2_tokens(body, size, CAL_MESSAGE_MAX);
-	if (fuzz_parse_oauth2_tokens(body, size, small_len) != ok)
+	ok = fuzz_parse(calcom_parse_oauth2_tokens, check_oauth2_tokens,
+					"calcom_parse_oauth2_tokens", body, size, CAL_MESSAGE_MAX);
+	if (fuzz_parse(calcom_parse_oauth2_tokens, check_oauth2_tokens,
+				   "calcom_parse_oauth2_tokens", body, size, small_len) != ok)
 		fail("calcom_parse_oauth2_tokens", "result depends on message_len");
 	fuzz_describe_error(body, size, CAL_MESSAGE_MAX);
 	fuzz_describe_error(body, size, small_len);

@@ -177,7 +177,28 @@ UPDATE cron.job SET database = 'elsewhere';
 SELECT * FROM check_report() WHERE "check" = 'pg_cron job';
 UPDATE cron.job SET database = current_database(), active = false;
 SELECT * FROM check_report() WHERE "check" = 'pg_cron job';
+
+-- Any role that may create a schema could make a "cron.job".  One owned by
+-- a lesser role is read as that role (security-restricted), as the
+-- application's table is: its forced policy runs as its owner, and what
+-- it raises is a row, not an error.
+UPDATE cron.job SET active = true;
+CREATE ROLE chk_cron_owner;
+GRANT USAGE ON SCHEMA cron TO chk_cron_owner;
+ALTER TABLE cron.job OWNER TO chk_cron_owner;
+CREATE FUNCTION cron.whoami() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'policy run by %', current_user; END $$;
+ALTER TABLE cron.job ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cron.job FORCE ROW LEVEL SECURITY;
+CREATE POLICY whoami ON cron.job USING (cron.whoami());
+SELECT * FROM check_report() WHERE "check" = 'pg_cron job';
+-- A view of that name is no table: not read at all.
+DROP TABLE cron.job;
+CREATE VIEW cron.job AS SELECT 'x'::text AS command, 'x'::text AS database,
+	cron.whoami() AS active, 'x'::text AS schedule;
+SELECT * FROM check_report() WHERE "check" = 'pg_cron job';
 DROP SCHEMA cron CASCADE;
+DROP ROLE chk_cron_owner;
 SELECT * FROM check_report() WHERE "check" = 'pg_cron job';
 
 -- Every row, in order, whatever is broken: the same checks each time.

@@ -581,32 +581,6 @@ cal_refresh_user_tokens(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(cal_end_call(fcinfo, caller_context, &result));
 }
 
-/* A tuplestore for a set-returning function's result, and its rows' shape. */
-Tuplestorestate *
-cal_materialize(FunctionCallInfo fcinfo, TupleDesc *desc)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt;
-	Tuplestorestate *store;
-
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot "
-						"accept a set")));
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	*desc = BlessTupleDesc(CreateTupleDescCopy(*desc));
-	store = tuplestore_begin_heap(true, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = *desc;
-	MemoryContextSwitchTo(oldcxt);
-	return store;
-}
-
 /* Shared by cal_update_tokens and cal_update_tokens_ms. */
 static Datum
 cal_update_tokens_common(FunctionCallInfo fcinfo, bool milliseconds)

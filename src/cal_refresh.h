@@ -67,13 +67,6 @@ extern int64 cal_token_window_arg(FunctionCallInfo fcinfo, int argno,
 extern void cal_result_values(const CalResult *result, int natts,
 							  Datum *values, bool *nulls);
 
-/*
- * A tuplestore for a set-returning function's result (materialize mode),
- * and its rows' shape.
- */
-extern Tuplestorestate *cal_materialize(FunctionCallInfo fcinfo,
-										TupleDesc *desc);
-
 /* cal_refresh.job_max_runtime, in milliseconds. */
 extern int	cal_job_max_runtime(void);
 

@@ -106,7 +106,9 @@ cal_refresh_expiring_tokens(PG_FUNCTION_ARGS)
 	int			i;
 
 	PreventCommandIfReadOnly("cal_refresh_expiring_tokens()");
-	store = cal_materialize(fcinfo, &desc);
+	InitMaterializedSRF(fcinfo, 0);
+	store = ((ReturnSetInfo *) fcinfo->resultinfo)->setResult;
+	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
 	work_context = AllocSetContextCreate(CurrentMemoryContext,
 										 "cal_refresh batch call",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -301,17 +303,18 @@ cal_refresh_expiring_tokens_job(PG_FUNCTION_ARGS)
 Datum
 cal_refresh_status(PG_FUNCTION_ARGS)
 {
-	TupleDesc	desc;
-	Tuplestorestate *store = cal_materialize(fcinfo, &desc);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RefreshConfig config;
 	CalResult	result = {0};
 	Datum		failures[FAILURE_STORE_COLUMNS];
 	char	   *problem = NULL;
 
+	InitMaterializedSRF(fcinfo, 0);
 	if (!cal_settings_to_config(fcinfo, &config, false, &result))
 		cal_raise_batch_failure(result.error_code, result.error);
 	failure_store_read_all(config.extension_schema, failures);
-	if (token_store_status(config.table_name, failures, store, &problem) !=
+	if (token_store_status(config.table_name, failures, rsinfo->setResult,
+						   &problem) !=
 		TOKEN_STORE_OK)
 		ereport(ERROR,
 				(errcode(cal_error_sqlstate(CAL_ERR_TABLE_INVALID, false)),

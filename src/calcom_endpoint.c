@@ -37,7 +37,6 @@ static const CalEndpointDesc calcom_endpoints[CAL_ENDPOINT_COUNT] = {
 		.books_ahead = false,
 		/* A token Cal.com spent meanwhile earns a 400: force refresh follows. */
 		.resend_safe = true,
-		.returns_tokens = true,
 	},
 	[CAL_ENDPOINT_FORCE_REFRESH] = {
 		.endpoint = CAL_ENDPOINT_FORCE_REFRESH,
@@ -50,7 +49,6 @@ static const CalEndpointDesc calcom_endpoints[CAL_ENDPOINT_COUNT] = {
 		.books_ahead = true,
 		/* Each one voids the last: the newest answer is the pair. */
 		.resend_safe = true,
-		.returns_tokens = true,
 	},
 	[CAL_ENDPOINT_LIST_USERS] = {
 		.endpoint = CAL_ENDPOINT_LIST_USERS,
@@ -61,7 +59,6 @@ static const CalEndpointDesc calcom_endpoints[CAL_ENDPOINT_COUNT] = {
 		.parse = calcom_endpoint_parse_any,
 		.books_ahead = true,	/* a DBA waits for it */
 		.resend_safe = true,	/* it reads */
-		.returns_tokens = false,
 	},
 	[CAL_ENDPOINT_OAUTH2_TOKEN] = {
 		.endpoint = CAL_ENDPOINT_OAUTH2_TOKEN,
@@ -78,7 +75,6 @@ static const CalEndpointDesc calcom_endpoints[CAL_ENDPOINT_COUNT] = {
 		 * not, sending again saves the user.
 		 */
 		.resend_safe = true,
-		.returns_tokens = true,
 	},
 };
 

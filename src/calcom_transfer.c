@@ -38,9 +38,6 @@ struct CalTransfer
 	int			ratelimit_reset_ms; /* X-RateLimit-Reset-Default, or -1 */
 	int			ratelimit_remaining;	/* X-RateLimit-Remaining-Default, or -1 */
 	const char *refresh_token;	/* the one sent, if any: never echoed back */
-	/* ... and, in a form body, the secret and the token as encoded there */
-	char	   *encoded_secret;
-	char	   *encoded_token;
 	double		sent_at_ms;		/* wall clock when set up, for expires_in */
 	bool		https;
 	size_t		body_len;
@@ -246,28 +243,33 @@ calcom_transfer_build_headers(const CalClientConfig *config,
 {
 	const CalEndpointDesc *desc = transfer->desc;
 	const char *content_type = NULL;
-	char	   *client_line = psprintf("x-cal-client-id: %s", config->client_id);
-	size_t		line_len = strlen(config->secret_key) + 32;
-	char	   *secret_line;
 	bool		ok;
 
 	if (desc->request == CAL_REQUEST_OAUTH2_FORM)
 		content_type = "Content-Type: application/x-www-form-urlencoded";
 	else if (desc->request != CAL_REQUEST_GET)
 		content_type = "Content-Type: application/json";
-	/* Nothing may raise between here and the wipe. */
-	secret_line = palloc(line_len);
-	snprintf(secret_line, line_len, "x-cal-secret-key: %s", config->secret_key);
 	ok = (content_type == NULL ||
 		  calcom_transfer_append_header(transfer, content_type)) &&
 		calcom_transfer_append_header(transfer, "Accept: application/json") &&
 	/* No "100-continue" round trip for a body of a few bytes. */
-		calcom_transfer_append_header(transfer, "Expect:") &&
-		(desc->auth != CAL_AUTH_SECRET_HEADER ||
-		 (calcom_transfer_append_header(transfer, client_line) &&
-		  calcom_transfer_append_header(transfer, secret_line)));
-	explicit_bzero(secret_line, line_len);
-	pfree(secret_line);
+		calcom_transfer_append_header(transfer, "Expect:");
+	if (ok && desc->auth == CAL_AUTH_SECRET_HEADER)
+	{
+		char	   *client_line = psprintf("x-cal-client-id: %s",
+										   config->client_id);
+		size_t		line_len = strlen(config->secret_key) + 32;
+		char	   *secret_line;
+
+		/* Nothing may raise between here and the wipe. */
+		secret_line = palloc(line_len);
+		snprintf(secret_line, line_len, "x-cal-secret-key: %s",
+				 config->secret_key);
+		ok = calcom_transfer_append_header(transfer, client_line) &&
+			calcom_transfer_append_header(transfer, secret_line);
+		explicit_bzero(secret_line, line_len);
+		pfree(secret_line);
+	}
 	if (!ok)
 	{
 		calcom_transfer_free(transfer);
@@ -356,12 +358,6 @@ calcom_transfer_create(const CalClientConfig *config, CURL *easy,
 	transfer->ratelimit_reset_ms = -1;
 	transfer->ratelimit_remaining = -1;
 	transfer->https = pg_strncasecmp(config->api_url, "https:", 6) == 0;
-	if (transfer->desc->request == CAL_REQUEST_OAUTH2_FORM)
-	{
-		transfer->encoded_secret = calcom_endpoint_form_value(config->secret_key);
-		transfer->encoded_token = refresh_token == NULL ? NULL :
-			calcom_endpoint_form_value(refresh_token);
-	}
 	calcom_transfer_build_headers(config, transfer);
 	calcom_transfer_set_options(config, url, budget_ms, transfer);
 	return transfer;
@@ -451,6 +447,43 @@ calcom_transfer_date_expiry(const CalTransfer *transfer, CalTokens *tokens)
 		tokens->expires_in_s * 1000.0;
 }
 
+/*
+ * Describes an error body, unless it quotes a credential back: as sent,
+ * once its JSON escapes are decoded, or percent-encoded as a form body
+ * carries them (the OAuth2 token endpoint's, secret included).
+ */
+static void
+calcom_transfer_describe_error(const CalClientConfig *config,
+							   const CalTransfer *transfer,
+							   char description[CAL_MESSAGE_MAX])
+{
+	const char *credentials[4] = {config->secret_key, transfer->refresh_token,
+	NULL, NULL};
+	bool		quoted = false;
+	size_t		i;
+
+	if (transfer->desc->request == CAL_REQUEST_OAUTH2_FORM)
+	{
+		credentials[2] = calcom_endpoint_form_value(config->secret_key);
+		if (transfer->refresh_token != NULL)
+			credentials[3] = calcom_endpoint_form_value(transfer->refresh_token);
+	}
+	for (i = 0; i < lengthof(credentials); i++)
+		quoted |= calcom_transfer_body_quotes(transfer, credentials[i]);
+	if (quoted ||
+		!calcom_describe_error(transfer->body, transfer->body_len,
+							   credentials, (int) lengthof(credentials),
+							   description, CAL_MESSAGE_MAX))
+		snprintf(description, CAL_MESSAGE_MAX,
+				 "error description withheld: it quoted a credential");
+	for (i = 2; i < lengthof(credentials); i++)
+		if (credentials[i] != NULL)
+		{
+			explicit_bzero((char *) credentials[i], strlen(credentials[i]));
+			pfree((char *) credentials[i]);
+		}
+}
+
 void
 calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 						 CURLcode code, CalCallResult *result,
@@ -461,8 +494,6 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 	curl_off_t	total_us = 0;
 	char		description[CAL_MESSAGE_MAX];
 	CalEndpoint endpoint = result->endpoint;
-	const char *credentials[4] = {config->secret_key, transfer->refresh_token,
-	transfer->encoded_secret, transfer->encoded_token};
 
 	explicit_bzero(result, sizeof(*result));
 	result->endpoint = endpoint;
@@ -549,19 +580,7 @@ calcom_transfer_classify(const CalClientConfig *config, CalTransfer *transfer,
 			result->outcome = CAL_REJECTED;
 		else
 			result->outcome = CAL_BAD_RESPONSE;
-		/*
-		 * A body that quotes a credential back is not described at all:
-		 * neither as sent, nor once its JSON escapes are decoded.
-		 */
-		if (calcom_transfer_body_quotes(transfer, config->secret_key) ||
-			calcom_transfer_body_quotes(transfer, transfer->refresh_token) ||
-			calcom_transfer_body_quotes(transfer, transfer->encoded_secret) ||
-			calcom_transfer_body_quotes(transfer, transfer->encoded_token) ||
-			!calcom_describe_error(transfer->body, transfer->body_len,
-								   credentials, lengthof(credentials),
-								   description, sizeof(description)))
-			snprintf(description, sizeof(description),
-					 "error description withheld: it quoted a credential");
+		calcom_transfer_describe_error(config, transfer, description);
 		snprintf(result->message, CAL_MESSAGE_MAX, "HTTP %ld: %s",
 				 status, description);
 	}
@@ -579,15 +598,5 @@ calcom_transfer_free(CalTransfer *transfer)
 		explicit_bzero(item->data, strlen(item->data));
 	curl_slist_free_all(transfer->headers);
 	explicit_bzero(transfer->body, transfer->body_len);
-	if (transfer->encoded_secret != NULL)
-	{
-		explicit_bzero(transfer->encoded_secret, strlen(transfer->encoded_secret));
-		pfree(transfer->encoded_secret);
-	}
-	if (transfer->encoded_token != NULL)
-	{
-		explicit_bzero(transfer->encoded_token, strlen(transfer->encoded_token));
-		pfree(transfer->encoded_token);
-	}
 	pfree(transfer);
 }

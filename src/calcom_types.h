@@ -95,7 +95,6 @@ typedef struct CalCallResult
 /* How a request carries its client's credentials. */
 typedef enum CalAuth
 {
-	CAL_AUTH_NONE,
 	CAL_AUTH_SECRET_HEADER,		/* x-cal-client-id and x-cal-secret-key */
 	CAL_AUTH_IN_BODY			/* client_id and client_secret form fields */
 } CalAuth;
@@ -128,7 +127,6 @@ typedef struct CalEndpointDesc
 	CalBodyParser parse;
 	bool		books_ahead;	/* queued first, a request slot booked ahead */
 	bool		resend_safe;	/* may go again after an answer was lost */
-	bool		returns_tokens; /* a success issues a pair (and rotates) */
 } CalEndpointDesc;
 
 /* One way of authorizing users: its endpoints and lifetimes. */

@@ -23,20 +23,16 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
-#include "catalog/pg_namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 #include "cal_refresh.h"
 #include "calcom_client.h"
@@ -266,7 +262,8 @@ check_credentials_hint(const CalCallResult *result)
 			"base URL (https://api.cal.com), without /v2.";
 	if (status == 429)
 		return "Cal.com is throttling this client: wait a minute, and keep "
-			"cal_refresh.max_requests_per_minute below 500.";
+			"cal_refresh.max_requests_per_minute at the flow's default "
+			"(ALTER SYSTEM RESET cal_refresh.max_requests_per_minute).";
 	if (result->outcome == CAL_UNAVAILABLE || result->outcome == CAL_TIMEOUT)
 		return "Cal.com (or a proxy before it) is failing or slow: try again "
 			"later; cal_refresh.timeout bounds each call.";
@@ -416,36 +413,87 @@ check_budget(CheckState *cs)
  * unreadable or of an unknown shape), or NULL.
  */
 static const char *
-check_cron_unavailable(void)
+check_cron_unavailable(Oid *relid)
 {
 	Oid			nspid = get_namespace_oid("cron", true);
-	Oid			relid = OidIsValid(nspid) ? get_relname_relid("job", nspid) :
-		InvalidOid;
+	static const struct
+	{
+		const char *name;
+		Oid			type;
+	}			columns[] = {
+		{"command", TEXTOID}, {"database", TEXTOID}, {"active", BOOLOID},
+		{"schedule", TEXTOID}
+	};
+	size_t		i;
 
-	if (!OidIsValid(relid))
+	*relid = OidIsValid(nspid) ? get_relname_relid("job", nspid) : InvalidOid;
+	if (!OidIsValid(*relid))
 		return "pg_cron is not installed in this database";
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+
+	/*
+	 * Any role that may create a schema could have made this "cron.job": a
+	 * plain table with built-in column types runs none of its code when
+	 * read (see check_pg_cron for the rest).
+	 */
+	if (get_rel_relkind(*relid) != RELKIND_RELATION)
+		return "cron.job is not a table";
+	for (i = 0; i < lengthof(columns); i++)
+	{
+		AttrNumber	attnum = get_attnum(*relid, columns[i].name);
+
+		if (attnum == InvalidAttrNumber ||
+			get_atttype(*relid, attnum) != columns[i].type)
+			return "cron.job lacks the columns of pg_cron 1.4";
+	}
+	if (cal_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE) != ACLCHECK_OK ||
+		pg_class_aclcheck(*relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return "cron.job is not readable by this role";
-	if (get_attnum(relid, "command") == InvalidAttrNumber ||
-		get_attnum(relid, "database") == InvalidAttrNumber ||
-		get_attnum(relid, "active") == InvalidAttrNumber ||
-		get_attnum(relid, "schedule") == InvalidAttrNumber)
-		return "cron.job lacks the columns of pg_cron 1.4";
 	return NULL;
+}
+
+/* check_pg_cron's count, run in a subtransaction. */
+typedef struct CronCount
+{
+	MemoryContext context;
+	int64		active;
+	char	   *schedules;
+} CronCount;
+
+static void
+check_cron_count(void *arg)
+{
+	CronCount  *count = (CronCount *) arg;
+	bool		isnull;
+	Datum		value;
+
+	if (SPI_execute("SELECT count(*), string_agg(DISTINCT schedule, ', ' "
+					"ORDER BY schedule) FROM cron.job WHERE active "
+					"AND database = current_database() "
+					"AND command ~* 'cal_refresh_expiring_tokens'",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed on cron.job");
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						  &isnull);
+	count->active = isnull ? 0 : DatumGetInt64(value);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+						  &isnull);
+	if (!isnull)
+		count->schedules = MemoryContextStrdup(count->context,
+											   TextDatumGetCString(value));
 }
 
 /* Is a pg_cron job of this database calling the scheduled refresh? */
 static void
 check_pg_cron(CheckState *cs)
 {
-	const char *unavailable = check_cron_unavailable();
+	Oid			relid;
+	const char *unavailable = check_cron_unavailable(&relid);
 	const char *schedule_hint =
 		"SELECT cron.schedule('cal-refresh', '*/5 * * * *', "
 		"'CALL cal_refresh_expiring_tokens_job()');";
-	MemoryContext work_context = CurrentMemoryContext;
+	CronCount	count = {CurrentMemoryContext, 0, NULL};
 	SpiPinned	session;
-	int64		active = 0;
-	char	   *schedules = NULL;
+	ErrorData  *error;
 
 	if (unavailable != NULL)
 	{
@@ -455,30 +503,31 @@ check_pg_cron(CheckState *cs)
 				   "its database, or any other scheduler.");
 		return;
 	}
-	spi_pinned_begin(&session, InvalidOid);
-	if (SPI_execute("SELECT count(*), string_agg(DISTINCT schedule, ', ' "
-					"ORDER BY schedule) FROM cron.job WHERE active "
-					"AND database = current_database() "
-					"AND command ~* 'cal_refresh_expiring_tokens'",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
 
-		active = isnull ? 0 : DatumGetInt64(value);
-		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-							  &isnull);
-		if (!isnull)
-			schedules = MemoryContextStrdup(work_context,
-											TextDatumGetCString(value));
-	}
+	/*
+	 * As the application's table is read: a superuser reads a table owned
+	 * by a lesser role as that role, security-restricted.  What the table
+	 * raises (a policy, say) is reported, never raised; a cancel is.
+	 */
+	spi_pinned_begin(&session, InvalidOid);
+	spi_pinned_run_as_reader(&session, spi_pinned_rel_owner(relid));
+	error = spi_pinned_in_subtransaction(check_cron_count, &count, false,
+										 CurrentMemoryContext);
 	spi_pinned_end(&session);
-	if (active > 0)
+	if (error != NULL)
+	{
+		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(error);
+		check_emit(cs, "pg_cron job", CHECK_NOT_MADE,
+				   psprintf("cron.job could not be read: %s", error->message),
+				   NULL);
+		return;
+	}
+	if (count.active > 0)
 		check_emit(cs, "pg_cron job", CHECK_PASSED,
 				   psprintf("active jobs of this database calling "
 							"cal_refresh_expiring_tokens: " INT64_FORMAT
-							" (schedule %s)", active, schedules),
+							" (schedule %s)", count.active, count.schedules),
 				   NULL);
 	else
 		check_emit(cs, "pg_cron job", CHECK_FAILED,
@@ -508,7 +557,9 @@ cal_refresh_check(PG_FUNCTION_ARGS)
 	MemoryContext caller_context;
 
 	memset(&cs, 0, sizeof(cs));
-	cs.store = cal_materialize(fcinfo, &cs.desc);
+	InitMaterializedSRF(fcinfo, 0);
+	cs.store = ((ReturnSetInfo *) fcinfo->resultinfo)->setResult;
+	cs.desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
 	cs.extension_schema = get_func_namespace(fcinfo->flinfo->fn_oid);
 	work_context = AllocSetContextCreate(CurrentMemoryContext,
 										 "cal_refresh check",

@@ -10,7 +10,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -177,6 +176,9 @@ check_count_rows(CheckState *cs)
 	else if (pg_class_aclcheck(cs->table.relid, GetUserId(), ACL_SELECT) !=
 			 ACLCHECK_OK)
 		cs->not_counted = "this role may not SELECT from the table";
+	else if (cal_namespace_aclcheck(get_rel_namespace(cs->table.relid),
+									GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+		cs->not_counted = "this role may not use the table's schema";
 	else if (token_store_count_unusable(cs->settings.table_name,
 										cs->settings.flow != CAL_FLOW_OAUTH2,
 										&cs->counts, &problem) != TOKEN_STORE_OK)

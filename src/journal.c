@@ -581,14 +581,14 @@ journal_post(Oid schema, const JournalEntry *entries, int n, const char **why)
 }
 
 /*
- * The (sub)transaction that handed entries over is aborting before their
- * acknowledgement (a cancel held back, an error while storing): it keeps
- * the user's row locked until the writer has committed them, at most
- * JOURNAL_ABORT_WAIT_MS, so that whoever locks the row next finds them.
- * Interrupts are held during an abort; the wait is bounded instead.
+ * The entries handed over will not be awaited (a cancel is about to raise,
+ * an error is on its way): the caller, still holding the users' row locks
+ * and still running, waits until the writer has committed them, at most
+ * JOURNAL_ABORT_WAIT_MS, so that whoever locks a row next finds them.
+ * Interrupts are held by the caller; the wait is bounded instead.
  */
-static void
-journal_wait_at_abort(void)
+void
+journal_wait_unacknowledged(void)
 {
 	JournalRequest *request;
 	TimestampTz deadline;
@@ -625,19 +625,18 @@ journal_wait_at_abort(void)
 		pg_atomic_write_u32(&request->state, REQUEST_FREE);
 }
 
+/*
+ * The last resort: a backend that exits (FATAL) between the hand-over and
+ * the acknowledgement never reaches its caller's wait.  The abort still
+ * holds the row locks while this runs, so that sessions already queued
+ * for them wait too (one arriving now no longer would: the transaction
+ * has ended by then, which is why the callers wait before it does).
+ */
 static void
 journal_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		journal_wait_at_abort();
-}
-
-static void
-journal_subxact_callback(SubXactEvent event, SubTransactionId subid,
-						 SubTransactionId parent, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		journal_wait_at_abort();
+		journal_wait_unacknowledged();
 }
 
 bool
@@ -651,9 +650,15 @@ journal_hand_over(Oid schema, const JournalEntry *entries, int n,
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(journal_xact_callback, NULL);
-		RegisterSubXactCallback(journal_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
+
+	/*
+	 * An outer call of this backend still awaits its entries (a trigger
+	 * refreshing from within the outer call's store): the one request slot
+	 * is theirs until the writer has them, so they are finished first.
+	 */
+	journal_wait_unacknowledged();
 	handed_writer = -1;
 	handed_attempt = 0;
 	if (n == 0)

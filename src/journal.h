@@ -50,6 +50,7 @@ extern bool journal_hand_over(Oid schema, const JournalEntry *entries, int n,
  * arrived gets them once more).  Returns false, with *why, when they were
  * not written.
  */
+extern void journal_wait_unacknowledged(void);
 extern bool journal_await(Oid schema, const JournalEntry *entries, int n,
 						  const char **why);
 

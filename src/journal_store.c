@@ -25,6 +25,8 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -278,22 +280,40 @@ journal_store_insert(Oid schema, const JournalEntry *entries, int n)
 	return true;
 }
 
+static bool
+journal_store_is_btree(Oid indexid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(indexid));
+	bool		btree;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	btree = ((Form_pg_class) GETSTRUCT(tuple))->relam == BTREE_AM_OID;
+	ReleaseSysCache(tuple);
+	return btree;
+}
+
 /*
- * The index on (table_name, user_ulid), found once per table: the lookup
- * probes it directly, the cheapest way to ask for a user's few entries.
+ * The index on (table_name, user_ulid): the lookup probes it directly, the
+ * cheapest way to ask for a user's few entries.  Found once, and again when
+ * the table's index list no longer holds it (REINDEX CONCURRENTLY, a drop
+ * and re-create): a valid, ready, whole btree index only.
  */
 static Oid
 journal_store_user_index(Relation rel)
 {
 	static Oid	known_relid = InvalidOid;
 	static Oid	known_index = InvalidOid;
-	List	   *indexes;
+	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 
-	if (RelationGetRelid(rel) == known_relid)
+	if (RelationGetRelid(rel) == known_relid &&
+		list_member_oid(indexes, known_index))
+	{
+		list_free(indexes);
 		return known_index;
+	}
 	known_relid = InvalidOid;
-	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
 		HeapTuple	tuple = SearchSysCache1(INDEXRELID,
@@ -304,11 +324,13 @@ journal_store_user_index(Relation rel)
 		if (!HeapTupleIsValid(tuple))
 			continue;
 		index = (Form_pg_index) GETSTRUCT(tuple);
-		fits = index->indnkeyatts >= 2 &&
+		fits = index->indisvalid && index->indisready && index->indislive &&
+			heap_attisnull(tuple, Anum_pg_index_indpred, NULL) &&
+			index->indnkeyatts >= 2 &&
 			index->indkey.values[0] == JOURNAL_ATT_TABLE_NAME &&
 			index->indkey.values[1] == JOURNAL_ATT_USER_ULID;
 		ReleaseSysCache(tuple);
-		if (fits)
+		if (fits && journal_store_is_btree(lfirst_oid(lc)))
 		{
 			known_index = lfirst_oid(lc);
 			known_relid = RelationGetRelid(rel);
@@ -521,7 +543,8 @@ journal_store_users(Oid schema, const char *table_name, int *n)
 }
 
 void
-journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n)
+journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n,
+						  bool wait)
 {
 	Relation	rel;
 	Snapshot	snapshot;
@@ -540,11 +563,12 @@ journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n)
 
 			/*
 			 * An entry someone else deleted meanwhile (the job's pruning) is
-			 * gone all the same: any outcome but an error will do.
+			 * gone all the same, and one an open transaction is deleting
+			 * (without wait) will be: any outcome but an error will do.
 			 */
 			(void) table_tuple_delete(rel, &pairs[i].seen[k],
 									  GetCurrentCommandId(true), snapshot,
-									  InvalidSnapshot, true, &failure, false);
+									  InvalidSnapshot, wait, &failure, false);
 		}
 	UnregisterSnapshot(snapshot);
 	table_close(rel, RowExclusiveLock);

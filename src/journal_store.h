@@ -63,10 +63,11 @@ extern char **journal_store_users(Oid schema, const char *table_name, int *n);
 /*
  * Deletes, in this transaction (so that a rollback keeps them), the
  * entries journal_store_find saw for the n users: their rows now hold a
- * newer pair than any of those.
+ * newer pair than any of those.  Without wait, an entry another open
+ * transaction is deleting is left to it.
  */
 extern void journal_store_forget_seen(Oid schema, const JournalPair *pairs,
-									  int n);
+									  int n, bool wait);
 
 /*
  * Deletes every entry of the n users: their rows now hold the newest pair,

@@ -10,7 +10,6 @@
 #include "postgres.h"
 
 #include "common/sha2.h"
-#include "utils/array.h"
 
 #include "failure_store.h"
 #include "journal.h"
@@ -94,7 +93,9 @@ prune_journal(const RefreshConfig *config)
 		n_entries += pairs[i].n_seen;
 		pairs[n_obsolete++] = pairs[i];
 	}
-	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete);
+	/* Not waiting for an application's open transaction: the next run will. */
+	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete,
+							  false);
 	return n_entries;
 }
 

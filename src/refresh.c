@@ -625,7 +625,8 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 	 * commits.  The entries of the pairs just issued stay: the next refresh
 	 * of the user, or the job's pruning, deletes them.
 	 */
-	journal_store_forget_seen(config->extension_schema, stored, n_stored);
+	journal_store_forget_seen(config->extension_schema, stored, n_stored,
+							  true);
 }
 
 /*
@@ -674,11 +675,36 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	 */
 	entries = refresh_journal_entries(config, tasks, n_tasks, &n_entries);
 	handed_over = refresh_journal_hand_over(config, entries, n_entries);
-	if (cancel_held)
-		RESUME_INTERRUPTS();
+
+	/*
+	 * Before anything can end this transaction, the writer has what it
+	 * was handed: a transaction that has aborted no longer makes a session
+	 * that wants a user's row wait, and that session must find the pair.
+	 * A pending cancel or termination (held back or new) waits for the
+	 * writer first; an error while storing waits for it before it goes on.
+	 */
+	if (!cancel_held)
+		HOLD_INTERRUPTS();
+	if (handed_over && InterruptPending)
+		journal_wait_unacknowledged();
+	RESUME_INTERRUPTS();
 	CHECK_FOR_INTERRUPTS();
-	refresh_store_kept(config, tasks, n_tasks, background);
-	refresh_record_outcomes(config, tasks, n_tasks);
+	PG_TRY();
+	{
+		refresh_store_kept(config, tasks, n_tasks, background);
+		refresh_record_outcomes(config, tasks, n_tasks);
+	}
+	PG_CATCH();
+	{
+		if (handed_over)
+		{
+			HOLD_INTERRUPTS();
+			journal_wait_unacknowledged();
+			RESUME_INTERRUPTS();
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (handed_over)
 		refresh_journal_await(config, entries, n_entries);
 	refresh_wipe_kept(tasks, n_tasks);

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -78,15 +79,38 @@ spi_pinned_begin_as_owner(Oid schema, const char *table, Oid known_relid,
 		return InvalidOid;
 	if (relid != known_relid)
 	{
-		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		if (!HeapTupleIsValid(tuple))
+		*owner = spi_pinned_rel_owner(relid);
+		if (!OidIsValid(*owner))
 			return InvalidOid;
-		*owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-		ReleaseSysCache(tuple);
 	}
 	spi_pinned_begin(session, *owner);
 	return relid;
+}
+
+Oid
+spi_pinned_rel_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * Statements on a table of the application's run with the caller's rights,
+ * but for a superuser's call on a table a lesser role owns: that runs as
+ * the owner, security-restricted, as VACUUM and REINDEX do
+ * (CVE-2022-1552), so that none of the owner's code runs as superuser.
+ */
+void
+spi_pinned_run_as_reader(SpiPinned *session, Oid owner)
+{
+	if (superuser() && !superuser_arg(owner))
+		spi_pinned_run_as(session, owner);
 }
 
 SPIPlanPtr
@@ -101,4 +125,40 @@ spi_pinned_prepare_kept(const char *sql, int nargs, Oid *argtypes,
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
 	return plan;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction, which is kept when keep is true and fn
+ * succeeded, and rolled back otherwise.  Returns NULL when fn succeeded,
+ * else its error, copied into error_context, for the caller to judge.
+ */
+ErrorData *
+spi_pinned_in_subtransaction(void (*fn) (void *arg), void *arg, bool keep,
+							 MemoryContext error_context)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext context = CurrentMemoryContext;
+	ErrorData  *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		fn(arg);
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(error_context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	return error;
 }

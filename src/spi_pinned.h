@@ -33,6 +33,15 @@ extern void spi_pinned_begin(SpiPinned *session, Oid run_as);
 extern void spi_pinned_run_as(SpiPinned *session, Oid run_as);
 extern void spi_pinned_end(SpiPinned *session);
 
+/* A relation's owner, or InvalidOid when there is no such relation. */
+extern Oid	spi_pinned_rel_owner(Oid relid);
+
+/*
+ * For a table of someone else's: a superuser's statements run as its
+ * owner (security-restricted) when that owner is not a superuser.
+ */
+extern void spi_pinned_run_as_reader(SpiPinned *session, Oid owner);
+
 /*
  * For the extension's own tables: starts a session as the owner of table
  * in schema, and returns its relid, or InvalidOid (no session) when there
@@ -52,5 +61,15 @@ extern Oid	spi_pinned_begin_as_owner(Oid schema, const char *table,
  */
 extern SPIPlanPtr spi_pinned_prepare_kept(const char *sql, int nargs,
 										  Oid *argtypes, int cursor_options);
+
+/*
+ * Runs fn(arg) in a subtransaction, kept when keep is true and fn
+ * succeeded, rolled back otherwise.  NULL when fn succeeded, else its
+ * error, copied into error_context, for the caller to judge (a cancel
+ * must be re-raised).
+ */
+extern ErrorData *spi_pinned_in_subtransaction(void (*fn) (void *arg),
+											   void *arg, bool keep,
+											   MemoryContext error_context);
 
 #endif							/* SPI_PINNED_H */

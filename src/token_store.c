@@ -77,42 +77,6 @@ token_store_fetch(SPIPlanPtr plan, const char *user_ulid,
 	return TOKEN_STORE_OK;
 }
 
-/*
- * Runs fn(arg) in a subtransaction, which is kept when keep is true and fn
- * succeeded, and rolled back otherwise.  Returns NULL when fn succeeded,
- * else its error, copied into error_context, for the caller to judge.
- */
-static ErrorData *
-token_store_in_subtransaction(void (*fn) (void *arg), void *arg, bool keep,
-							  MemoryContext error_context)
-{
-	ResourceOwner owner = CurrentResourceOwner;
-	MemoryContext context = CurrentMemoryContext;
-	ErrorData  *volatile error = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(context);
-	PG_TRY();
-	{
-		fn(arg);
-		if (keep)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(error_context);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(context);
-	CurrentResourceOwner = owner;
-	return error;
-}
-
 /* The waiting lock of token_store_lock_with_timeout, run in a subtransaction. */
 typedef struct LockAttempt
 {
@@ -165,7 +129,7 @@ token_store_lock_with_timeout(const TokenTable *table, const char *user_ulid,
 		return token_store_fetch(table->lock_plan, user_ulid,
 								 caller_context, row);
 
-	error = token_store_in_subtransaction(token_store_lock_attempt, &attempt,
+	error = spi_pinned_in_subtransaction(token_store_lock_attempt, &attempt,
 										  true, CurrentMemoryContext);
 	if (error == NULL)
 		return attempt.status;
@@ -199,8 +163,8 @@ token_store_begin(const char *table_name, SpiPinned *session, char **problem)
 	table = token_table_get(table_name, problem);
 	if (table == NULL)
 		*problem = MemoryContextStrdup(caller_context, *problem);
-	else if (superuser() && !superuser_arg(table->owner))
-		spi_pinned_run_as(session, table->owner);
+	else
+		spi_pinned_run_as_reader(session, table->owner);
 	return table;
 }
 
@@ -359,7 +323,7 @@ token_store_try_write(const TokenTable *table, const TokenUpdate *updates,
 {
 	WriteAttempt attempt = {table, updates, n, statuses, probe, false};
 
-	*error = token_store_in_subtransaction(token_store_write_attempt, &attempt,
+	*error = spi_pinned_in_subtransaction(token_store_write_attempt, &attempt,
 										   !probe, error_context);
 	if (*error == NULL)
 		return WRITE_DONE;
@@ -633,7 +597,7 @@ token_store_count_unusable(const char *table_name, bool force_refresh,
 		CountAttempt attempt = {table, force_refresh, counts};
 		ErrorData  *error;
 
-		error = token_store_in_subtransaction(token_store_count_attempt,
+		error = spi_pinned_in_subtransaction(token_store_count_attempt,
 											  &attempt, false, caller_context);
 		if (error != NULL)
 		{
