@@ -66,8 +66,13 @@
 #define CAL_HAVE_CURLOPT_PROTOCOLS_STR 1
 #endif
 
-/* PostgreSQL 16 folded pg_proc_aclcheck into object_aclcheck. */
+/*
+ * PostgreSQL 16 folded pg_proc_aclcheck and pg_namespace_aclcheck into
+ * object_aclcheck, which names the catalog by its relation id.
+ */
 #if PG_VERSION_NUM >= 160000
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #define cal_proc_aclcheck(proc, role, mode) \
 	object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
 #define cal_namespace_aclcheck(nsp, role, mode) \
