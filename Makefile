@@ -17,8 +17,12 @@ OBJS = \
 	src/check_table.o \
 	src/curl_wait.o \
 	src/failure_store.o \
+	src/interrupt_hold.o \
 	src/journal.o \
+	src/journal_buffer.o \
+	src/journal_codec.o \
 	src/journal_store.o \
+	src/journal_writer.o \
 	src/prune.o \
 	src/rate_limit.o \
 	src/refresh.o \
@@ -28,10 +32,11 @@ OBJS = \
 	src/token_store.o \
 	src/token_table.o
 
-# 1.3 is installed as 1.0 plus the update scripts: one definition of each
+# 1.4 is installed as 1.0 plus the update scripts: one definition of each
 # object, and every fresh install exercises the upgrade path.
 DATA = sql/cal_refresh--1.0.sql sql/cal_refresh--1.0--1.1.sql \
-	sql/cal_refresh--1.1--1.2.sql sql/cal_refresh--1.2--1.3.sql
+	sql/cal_refresh--1.1--1.2.sql sql/cal_refresh--1.2--1.3.sql \
+	sql/cal_refresh--1.3--1.4.sql
 
 # pg_regress tests, in order (test/harness.sh runs the same list)
 REGRESS = setup settings secret_file update_tokens table_checks \
@@ -55,7 +60,7 @@ endif
 # PGXS tracks no header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: demo test bench print-regress test-matrix
+.PHONY: demo test bench soak print-regress test-matrix
 
 demo:
 	@bash test/harness.sh demo
@@ -65,6 +70,11 @@ test:
 
 bench:
 	@bash test/harness.sh bench
+
+# By hand: sessions, the job and injected faults for SOAK_MINUTES (5);
+# SOAK_SEED replays a schedule.  Not part of make test.
+soak:
+	@bash test/harness.sh soak
 
 print-regress:
 	@echo $(REGRESS)
@@ -79,10 +89,12 @@ test-matrix:
 valgrind:
 	@CAL_SHELL_TESTS=70_valgrind bash test/harness.sh test
 
-# Fuzz the response parser with libFuzzer (clang); FUZZ_SECONDS=60 by default.
+# Fuzz the pure readers with libFuzzer (clang): the response parser, then
+# the journal's codec; FUZZ_SECONDS=60 each by default.
 .PHONY: fuzz
 fuzz:
-	@bash fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+	@bash fuzz/run.sh $(or $(FUZZ_SECONDS),60) calcom_parse
+	@bash fuzz/run.sh $(or $(FUZZ_SECONDS),60) journal_codec
 
 # Static checks (cppcheck and clang-tidy must stay quiet on src/).
 .PHONY: lint

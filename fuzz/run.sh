@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Build the libFuzzer target fuzz/fuzz_calcom_parse.c (the pure Cal.com body
-# readers and checkers of src/calcom_parse.c) and fuzz it.
+# Build a libFuzzer target and fuzz it:
+#   calcom_parse   (the default) the pure Cal.com body readers and checkers
+#                  of src/calcom_parse.c, seeded from fuzz/corpus;
+#   journal_codec  the journal's hand-over bytes (src/journal_codec.c),
+#                  seeded from fuzz/corpus_journal.
 #
-#   fuzz/run.sh [SECONDS]    fuzz for SECONDS (default 60)
+#   fuzz/run.sh [SECONDS [TARGET]]    fuzz for SECONDS (default 60)
 #
 # Works from any directory.  The binary and a working copy of fuzz/corpus go
 # to a temporary directory, never into the source tree; it is removed when
@@ -15,12 +18,18 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 [SECONDS]" >&2
+	echo "usage: $0 [SECONDS [calcom_parse|journal_codec]]" >&2
 	exit 2
 }
 
-[ $# -le 1 ] || usage
+[ $# -le 2 ] || usage
 seconds=${1:-60}
+target=${2:-calcom_parse}
+case $target in
+	calcom_parse) sources="src/calcom_parse.c" libs="-lcjson" corpus=corpus ;;
+	journal_codec) sources="src/journal_codec.c" libs="" corpus=corpus_journal ;;
+	*) usage ;;
+esac
 case $seconds in
 	'' | *[!0-9]*) usage ;;
 	*) ;;
@@ -58,22 +67,23 @@ if ! clang -fsanitize=fuzzer,address,undefined "$work/probe.c" \
 	exit 2
 fi
 
-bin="$work/fuzz_calcom_parse"
+bin="$work/fuzz_$target"
 echo "fuzz: building $bin"
+# shellcheck disable=SC2086  # sources and libs are word lists
 if ! (cd "$top" &&
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -I src \
-		src/calcom_parse.c fuzz/fuzz_calcom_parse.c -lcjson -o "$bin"); then
+		$sources "fuzz/fuzz_$target.c" $libs -o "$bin"); then
 	echo "fuzz: build failed (cJSON's headers come with Debian's libcjson-dev)" >&2
 	exit 2
 fi
 
 mkdir "$work/corpus" "$work/artifacts"
-cp -R "$top/fuzz/corpus/." "$work/corpus/"
+cp -R "$top/fuzz/$corpus/." "$work/corpus/"
 
 # UBSan only reports by default; make its findings crashes too.
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
-echo "fuzz: running for $seconds s on a copy of fuzz/corpus"
+echo "fuzz: running $target for $seconds s on a copy of fuzz/$corpus"
 set +e
 (cd "$work" &&
 	"$bin" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
@@ -86,7 +96,7 @@ done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$work/fuzz.log" | tail
 if [ "$status" -eq 0 ] && [ -n "$done_line" ]; then
 	runs=$(echo "$done_line" | sed -E 's/^Done ([0-9]+) runs in ([0-9]+) second.*/\1/')
 	secs=$(echo "$done_line" | sed -E 's/^Done ([0-9]+) runs in ([0-9]+) second.*/\2/')
-	echo "fuzz: $runs runs in $secs s, no crash"
+	echo "fuzz: $target: $runs runs in $secs s, no crash"
 else
 	keep_work=yes
 	echo "fuzz: fuzzer exited with status $status; log, inputs and crash files kept in $work" >&2

@@ -38,7 +38,7 @@ SELECT success, error_code FROM cal_refresh_user_tokens('01UPBROKEN');
 SELECT user_ulid, failures FROM cal_refresh_failure;
 SELECT user_ulid, failures FROM cal_refresh_status() WHERE failures IS NOT NULL;
 
--- One update path; a fresh install of 1.3 runs the same four scripts, so
--- the objects of an updated and of a fresh 1.3 cannot differ (Makefile).
+-- One update path; a fresh install of 1.4 runs the same five scripts, so
+-- the objects of an updated and of a fresh 1.4 cannot differ (Makefile).
 SELECT source, target, path FROM pg_extension_update_paths('cal_refresh')
 WHERE path IS NOT NULL ORDER BY 1, 2;

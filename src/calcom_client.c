@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -36,6 +37,7 @@
 #include "calcom_transfer.h"
 #include "compat.h"
 #include "curl_wait.h"
+#include "interrupt_hold.h"
 #include "rate_limit.h"
 #include "stats.h"
 
@@ -346,7 +348,7 @@ calcom_call_backoff_ms(int attempt)
 {
 	double		base = (double) CAL_RETRY_BASE_MS * (1 << Min(attempt, 10));
 
-	return (int) (base * (0.5 + cal_random_fraction()));
+	return (int) (base * (0.5 + pg_prng_double(&pg_global_prng_state)));
 }
 
 /* Appends a note in parentheses to the call's message. */
@@ -703,10 +705,9 @@ calcom_batch_wind_down(CalBatch *batch, int64 now_ms)
 }
 
 /*
- * A cancel arrived: hold it back while requests are on the wire.  Holding
- * interrupts keeps any CHECK_FOR_INTERRUPTS on the way (a log line has
- * one) from raising it before the caller has kept what Cal.com issued;
- * the caller resumes them (see calcom_batch_cancel_held).
+ * An interrupt that ends the statement or the session arrived while the
+ * caller holds interrupts (interrupt_hold.c): the batch winds down,
+ * giving the requests on the wire until cancel_grace to answer.
  */
 static void
 calcom_batch_hold_cancel(CalBatch *batch)
@@ -714,7 +715,6 @@ calcom_batch_hold_cancel(CalBatch *batch)
 	int			running = 0;
 	int			i;
 
-	HOLD_INTERRUPTS();
 	batch->cancel_by_ms = curl_wait_now_ms() + batch->config.cancel_grace_ms;
 	for (i = 0; i < batch->n_active; i++)
 		running += batch->active[i]->state == CAL_CALL_RUNNING;
@@ -819,10 +819,12 @@ calcom_batch_next(CalBatch *batch, void **tag)
 		/* Whatever the loop's state, a cancel is served (see the header). */
 		if (batch->cancel_by_ms < 0)
 		{
-			if (batch->config.cancel_grace_ms > 0 && curl_wait_cancel_pending())
+			if (!interrupt_hold_active())
+				CHECK_FOR_INTERRUPTS();
+			else if (interrupt_hold_ending_pending())
 				calcom_batch_hold_cancel(batch);
 			else
-				CHECK_FOR_INTERRUPTS();
+				interrupt_hold_serve_others();
 		}
 		if (!calcom_queue_is_empty(&batch->done))
 		{
@@ -841,7 +843,7 @@ calcom_batch_next(CalBatch *batch, void **tag)
 			continue;
 		mc = curl_wait_run(wake_ms,
 						   batch->cancel_by_ms >= 0 ? CURL_WAIT_CANCEL_HOLD :
-						   batch->config.cancel_grace_ms > 0 ?
+						   interrupt_hold_active() ?
 						   CURL_WAIT_CANCEL_RETURN : CURL_WAIT_CANCEL_RAISE);
 		if (mc != CURLM_OK)
 			ereport(ERROR,
@@ -856,10 +858,4 @@ const char *
 calcom_batch_failing(const CalBatch *batch)
 {
 	return batch->failing;
-}
-
-bool
-calcom_batch_cancel_held(const CalBatch *batch)
-{
-	return batch->cancel_by_ms >= 0;
 }

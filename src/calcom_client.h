@@ -55,12 +55,13 @@ extern void calcom_batch_add_force_refresh(CalBatch *batch,
  * NULL once every call has been returned.  The result stays valid until
  * the next call of calcom_batch_next or calcom_batch_end; it is wiped then.
  *
- * A cancel (statement_timeout, termination) raises at once, unless
- * config->cancel_grace_ms is set: then the batch holds it back, starts
- * nothing more (what was not sent comes back as not_started), waits up to
- * that long for the requests on the wire, gives up those still
- * unanswered, and returns what it has; the caller keeps what Cal.com
- * issued and then lets the cancel raise (calcom_batch_cancel_held).
+ * A cancel (statement_timeout, termination) raises at once, unless the
+ * caller holds interrupts (interrupt_hold.c): then an interrupt that would
+ * end the statement or the session makes the batch start nothing more
+ * (what was not sent comes back as not_started), wait up to
+ * config->cancel_grace_ms for the requests on the wire, give up those
+ * still unanswered, and return what it has; the caller hands what Cal.com
+ * issued over, then ends its hold, where the interrupt takes effect.
  */
 extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
 
@@ -70,13 +71,6 @@ extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
  * come back as not_started; those under way were not retried.
  */
 extern const char *calcom_batch_failing(const CalBatch *batch);
-
-/*
- * Did the batch hold a cancel back?  Then interrupts are held too: the
- * caller keeps what it must, then calls RESUME_INTERRUPTS and
- * CHECK_FOR_INTERRUPTS, which raises the cancel.
- */
-extern bool calcom_batch_cancel_held(const CalBatch *batch);
 
 /* The flow the batch's configuration names. */
 extern CalFlow calcom_batch_flow(const CalBatch *batch);

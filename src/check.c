@@ -21,9 +21,12 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -38,6 +41,7 @@
 #include "calcom_client.h"
 #include "check.h"
 #include "compat.h"
+#include "journal.h"
 #include "secret_file.h"
 #include "spi_pinned.h"
 #include "token_store.h"
@@ -437,6 +441,11 @@ check_cron_unavailable(Oid *relid)
 	 */
 	if (get_rel_relkind(*relid) != RELKIND_RELATION)
 		return "cron.job is not a table";
+	/* Nor read one that is not pg_cron's: it could carry a policy. */
+	if (!OidIsValid(get_extension_oid("pg_cron", true)) ||
+		getExtensionOfObject(RelationRelationId, *relid) !=
+		get_extension_oid("pg_cron", true))
+		return "cron.job is not pg_cron's own table: not read";
 	for (i = 0; i < lengthof(columns); i++)
 	{
 		AttrNumber	attnum = get_attnum(*relid, columns[i].name);
@@ -535,6 +544,28 @@ check_pg_cron(CheckState *cs)
 				   "in this database", schedule_hint);
 }
 
+/*
+ * Can the journal take the pairs Cal.com issues in this database: its
+ * table, a writer that starts and connects, nothing waiting too long?
+ */
+static void
+check_journal(CheckState *cs)
+{
+	char	   *detail;
+	char	   *hint;
+
+	if (!cs->settings.preloaded)
+	{
+		check_emit(cs, "journal", CHECK_NOT_MADE,
+				   "the library is not preloaded", NULL);
+		return;
+	}
+	if (journal_check(cs->extension_schema, &detail, &hint))
+		check_emit(cs, "journal", CHECK_PASSED, detail, NULL);
+	else
+		check_emit(cs, "journal", CHECK_FAILED, detail, hint);
+}
+
 /* The name of the server's OS user, for chown hints. */
 static const char *
 check_os_user(void)
@@ -580,6 +611,7 @@ cal_refresh_check(PG_FUNCTION_ARGS)
 	check_table_all(&cs);
 	check_privileges(&cs);
 	check_budget(&cs);
+	check_journal(&cs);
 	check_pg_cron(&cs);
 
 	MemoryContextSwitchTo(caller_context);

@@ -4,6 +4,9 @@
  *		Every difference between PostgreSQL (15-18) and libcurl versions
  *		that cal_refresh cares about, in one place.
  *
+ * PostgreSQL 15 is the oldest served: before it, MaxBackends is still 0
+ * when _PG_init runs, so the journal's shared memory could not be sized.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef CAL_REFRESH_COMPAT_H
@@ -13,6 +16,10 @@
 #include "utils/guc.h"
 
 #include <curl/curl.h>
+
+#if PG_VERSION_NUM < 150000
+#error "cal_refresh needs PostgreSQL 15 or later"
+#endif
 
 /*
  * PostgreSQL 17 ties a WaitEventSet to a resource owner, not a context.
@@ -35,22 +42,15 @@
 #define cal_my_proc_number() (MyProc->pgprocno)
 #endif
 
-/* A random number in [0, 1), for retry jitter. */
-#if PG_VERSION_NUM >= 150000
-#include "common/pg_prng.h"
-#define cal_random_fraction() pg_prng_double(&pg_global_prng_state)
+/*
+ * PostgreSQL 17 ends a transaction that outlives transaction_timeout with
+ * FATAL, from an interrupt of its own.
+ */
+#if PG_VERSION_NUM >= 170000
+#define cal_transaction_timeout_pending() \
+	(TransactionTimeoutPending && TransactionTimeout > 0)
 #else
-#define cal_random_fraction() ((double) random() / ((double) MAX_RANDOM_VALUE + 1))
-#endif
-
-/* PostgreSQL 15 asks for shared memory from a hook, not from _PG_init. */
-#if PG_VERSION_NUM >= 150000
-#define CAL_HAVE_SHMEM_REQUEST_HOOK 1
-#endif
-
-/* PostgreSQL 15 renamed EmitWarningsOnPlaceholders and made it stricter. */
-#if PG_VERSION_NUM < 150000
-#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#define cal_transaction_timeout_pending() false
 #endif
 
 /*

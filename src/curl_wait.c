@@ -30,6 +30,7 @@
 
 #include "compat.h"
 #include "curl_wait.h"
+#include "interrupt_hold.h"
 
 /* Sockets curl may ask us to watch at once: two per transfer, and spare. */
 #define CAL_MAX_SOCKETS (2 * CURL_WAIT_MAX_TRANSFERS + 8)
@@ -223,23 +224,22 @@ curl_wait_detach(CURL *easy)
 	timer_armed = false;
 }
 
-bool
-curl_wait_cancel_pending(void)
-{
-	return InterruptPending && (QueryCancelPending || ProcDiePending) &&
-		INTERRUPTS_CAN_BE_PROCESSED();
-}
-
 /*
- * Serves interrupts as on_cancel says; true when the wait is to end
- * (a cancel arrived and the caller wants it back).
+ * Serves interrupts as on_cancel says; true when the wait is to end (an
+ * interrupt that ends the statement or the session arrived under a hold,
+ * and the caller wants it back).  Under a hold, the others are served.
  */
 static bool
 curl_wait_interrupts(CurlWaitCancel on_cancel)
 {
-	if (on_cancel != CURL_WAIT_CANCEL_RAISE && curl_wait_cancel_pending())
+	if (on_cancel == CURL_WAIT_CANCEL_RAISE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		return false;
+	}
+	if (interrupt_hold_ending_pending())
 		return on_cancel == CURL_WAIT_CANCEL_RETURN;
-	CHECK_FOR_INTERRUPTS();
+	interrupt_hold_serve_others();
 	return false;
 }
 

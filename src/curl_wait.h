@@ -23,27 +23,25 @@ extern CURLMcode curl_wait_attach(CURL *easy);
  */
 extern void curl_wait_detach(CURL *easy);
 
-/* What curl_wait_run does with a cancel (or termination) that arrives. */
+/*
+ * What curl_wait_run does with an interrupt that would end the statement
+ * or the session (a cancel, a termination, a lost client, a timeout).
+ */
 typedef enum CurlWaitCancel
 {
 	CURL_WAIT_CANCEL_RAISE,		/* CHECK_FOR_INTERRUPTS raises it at once */
-	CURL_WAIT_CANCEL_RETURN,	/* return, leaving it pending */
-	CURL_WAIT_CANCEL_HOLD		/* keep it pending and go on waiting */
+	CURL_WAIT_CANCEL_RETURN,	/* held (interrupt_hold.c): return */
+	CURL_WAIT_CANCEL_HOLD		/* held: go on waiting */
 } CurlWaitCancel;
 
 /*
  * Drives the attached transfers until one of them finishes, until_ms (on
  * curl_wait_now_ms()'s clock; -1: no limit) has come, or curl fails.
- * With nothing attached it just sleeps until until_ms.  Other interrupts
- * are served through CHECK_FOR_INTERRUPTS, unless a cancel is held.
+ * With nothing attached it just sleeps until until_ms.  Without a hold,
+ * interrupts are served through CHECK_FOR_INTERRUPTS; under one, those
+ * that end nothing are served and the others wait for its end.
  */
 extern CURLMcode curl_wait_run(int64 until_ms, CurlWaitCancel on_cancel);
-
-/*
- * Is a cancel, statement_timeout or termination pending that
- * CHECK_FOR_INTERRUPTS would raise now?
- */
-extern bool curl_wait_cancel_pending(void);
 
 /*
  * The next finished transfer, with its result code, or NULL.  The handle

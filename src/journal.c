@@ -1,346 +1,85 @@
 /*-------------------------------------------------------------------------
  *
  * journal.c
- *		The journal writer: a background worker per database that commits
- *		the pairs Cal.com issued, in transactions of their own, before the
- *		backend that asked for them returns or stores them.
+ *		The journal, backend side: protecting the pairs Cal.com issues
+ *		until they are handed over, handing them over, and finding the
+ *		newest pair a row lost.
  *
  * Cal.com rotates a pair the moment it answers; a pair kept only in the
  * caller's transaction is lost when that transaction does not commit.  So
- * the backend hands its new pairs (all of a batch at once) to the writer:
- * it copies them into its own request slot in shared memory (a batch too
- * large for the slot goes in a pinned dynamic shared memory segment),
- * wakes the writer, and later sleeps on its latch, interruptibly, until
- * the writer has committed them and says so.  Once handed over, the
- * entries no longer depend on the backend: should it fail or be cancelled
- * before the acknowledgement, the writer still commits them, and the
- * aborting (sub)transaction waits for that before it releases the row lock,
- * so that the next refresh of the user finds them.
+ * a refresh runs its requests under journal_protect: every interrupt that
+ * would end the statement or the session is held (interrupt_hold.c) from
+ * the first request sent until the pairs issued are handed over to the
+ * journal's shared memory (journal_buffer.c).  From there they survive the
+ * caller's rollback, cancel or termination: every lookup reads them, and a
+ * writer (journal_writer.c) commits them to cal_refresh_journal.  The
+ * caller never waits for the writer: no call depends on one starting, on
+ * a free worker slot, or on a healthy writer.  When the hand-over itself
+ * fails (the buffer full, no shared memory for a batch's segment, the
+ * library not preloaded), the pairs are still stored in the rows by the
+ * caller as before; a WARNING says so and cal_refresh_stats_info counts
+ * them.
  *
- * One writer serves one database (a worker connects to one); the first
- * backend of a database that needs one starts it as a dynamic background
- * worker, so every database with the extension has its own.
+ * An entry records the SHA-256 of the refresh token the row held when its
+ * pair was asked for.  Refreshes of a user are serialised by its row lock,
+ * so entries form a chain: the row's token, the entry that spent it, the
+ * entry that spent that one's, and so on; the end of the chain is the pair
+ * Cal.com considers current.  A row some entry supersedes is stale (a
+ * transaction that stored the successor did not commit).
  *
- * The writer commits asynchronously (synchronous_commit off), so that a
- * refresh pays no WAL flush of its own.  An acknowledged entry's commit
- * record precedes in the WAL anything the caller writes afterwards, so
- * once the caller's COMMIT has returned the entry is as durable as that
- * commit; when the caller's transaction does not commit, the WAL writer
- * flushes the entry within three wal_writer_delay (600 ms by default).
- * Only a crash of the whole server within that window, after a call whose
- * transaction did not commit, loses a pair.
- *
- * When no writer can take an entry (no free worker slot, the library not
- * preloaded, the extension's objects older than 1.2), the call goes on
- * without the journal, as before it existed.
+ * What can still lose a pair: the server stopping (crash, immediate
+ * shutdown) while a request is on the wire or before an entry handed over
+ * is committed and flushed (normally well under a second; longer while no
+ * writer can run, which cal_refresh_check() reports); an interrupt that
+ * outlasts cal_refresh.cancel_grace; a hand-over that fails and a caller
+ * that does not commit (counted as unjournaled_pairs).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "port/atomics.h"
-#include "postmaster/bgworker.h"
 #include "storage/dsm.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/lwlock.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
-#include "tcop/tcopprot.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "compat.h"
+#include "interrupt_hold.h"
 #include "journal.h"
+#include "journal_buffer.h"
 #include "journal_store.h"
+#include "journal_writer.h"
+#include "spi_pinned.h"
+#include "stats.h"
 
-/* Databases served at once; one more starts no writer (no journal). */
-#define JOURNAL_MAX_WRITERS 32
+/* Unseen rows' entries older than this are deleted (no token lives longer). */
+#define JOURNAL_KEEP_UNSEEN_USECS (INT64CONST(366) * USECS_PER_DAY)
 
-/*
- * Bytes of entries a request slot holds in place: a few pairs (a pair is
- * about 2 kB at most).  A larger hand-over, a batch's, takes a segment.
- */
-#define JOURNAL_INLINE_BYTES 8192
+/* How long cal_refresh_check() waits for a writer to come up. */
+#define JOURNAL_CHECK_WAIT_MS 2000
 
-/* How long an aborting transaction waits for its entries' commit. */
-#define JOURNAL_ABORT_WAIT_MS 5000
+/* Said once per session: the extension's objects have no journal. */
+static bool journal_missing_warned = false;
 
-/* How long a backend waits for a writer to start. */
-#define JOURNAL_START_TIMEOUT_MS 10000
-
-/*
- * A writer with nothing to do for this long exits: connected, it would
- * keep DROP DATABASE from its database (which waits 5 s for others to go).
- */
-#define JOURNAL_IDLE_EXIT_MS 2000
-
-typedef enum JournalRequestState
-{
-	REQUEST_FREE,
-	REQUEST_PENDING,			/* the segment holds entries to write */
-	REQUEST_DONE,				/* committed */
-	REQUEST_FAILED				/* not written */
-} JournalRequestState;
-
-/* One backend's request, in the slot of its PGPROC number. */
-typedef struct JournalRequest
-{
-	Oid			dbid;
-	Oid			schema;			/* the extension's, in that database */
-	dsm_handle	handle;			/* a pinned segment, or DSM_HANDLE_INVALID:
-								 * the entries are in the slot's bytes */
-	Size		size;			/* bytes of entries */
-	int			requester;		/* its PGPROC number */
-	pg_atomic_uint32 state;
-} JournalRequest;
-
-/* The writer of one database. */
-typedef struct JournalWriter
-{
-	Oid			dbid;			/* InvalidOid: a free slot */
-	int			pgprocno;		/* -1 while it starts */
-} JournalWriter;
-
-typedef struct JournalShared
-{
-	slock_t		mutex;			/* guards writers[] */
-	JournalWriter writers[JOURNAL_MAX_WRITERS];
-	int			n_requests;
-	JournalRequest requests[FLEXIBLE_ARRAY_MEMBER];
-} JournalShared;
-
-static JournalShared *journal_shared = NULL;
-
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static int	journal_requests_needed(void)
-{
-	return MaxBackends + NUM_AUXILIARY_PROCS;
-}
-
-/* The request slots, then each slot's bytes. */
-static Size
-journal_inline_offset(void)
-{
-	return MAXALIGN(add_size(offsetof(JournalShared, requests),
-							 mul_size(journal_requests_needed(),
-									  sizeof(JournalRequest))));
-}
-
-static Size
-journal_shmem_size(void)
-{
-	return add_size(journal_inline_offset(),
-					mul_size(journal_requests_needed(), JOURNAL_INLINE_BYTES));
-}
-
-/* Where request i keeps its entries in place. */
-static char *
-journal_inline_bytes(int i)
-{
-	return (char *) journal_shared + journal_inline_offset() +
-		(Size) i * JOURNAL_INLINE_BYTES;
-}
-
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
-static void
-journal_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(journal_shmem_size()));
-}
-#endif
-
-static void
-journal_shmem_startup(void)
-{
-	bool		found;
-	int			i;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	journal_shared = ShmemInitStruct("cal_refresh journal",
-									 journal_shmem_size(), &found);
-	if (!found)
-	{
-		SpinLockInit(&journal_shared->mutex);
-		for (i = 0; i < JOURNAL_MAX_WRITERS; i++)
-		{
-			journal_shared->writers[i].dbid = InvalidOid;
-			journal_shared->writers[i].pgprocno = -1;
-		}
-		journal_shared->n_requests = journal_requests_needed();
-		for (i = 0; i < journal_shared->n_requests; i++)
-			pg_atomic_init_u32(&journal_shared->requests[i].state,
-							   REQUEST_FREE);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
+/* From _PG_init while preloading: the journal's shared memory. */
 void
 journal_init(void)
 {
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = journal_shmem_request;
-#else
-	RequestAddinShmemSpace(MAXALIGN(journal_shmem_size()));
-#endif
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = journal_shmem_startup;
+	journal_buffer_init();
 }
 
-/* --- the entries, as bytes in a segment --------------------------------- */
-
-/* Room for a string: its length (-1: NULL) and its bytes. */
-static Size
-journal_string_size(const char *s)
-{
-	return sizeof(int32) + (s == NULL ? 0 : strlen(s));
-}
-
-static char *
-journal_put_string(char *p, const char *s)
-{
-	int32		len = s == NULL ? -1 : (int32) strlen(s);
-
-	memcpy(p, &len, sizeof(len));
-	p += sizeof(len);
-	/* Length-prefixed, deliberately without the terminating zero. */
-	if (len > 0)
-		memcpy(p, s, len);		/* NOLINT(bugprone-not-null-terminated-result) */
-	return p + Max(len, 0);
-}
-
-static const char *
-journal_get_string(const char **p, const char *end)
-{
-	int32		len;
-	char	   *s;
-
-	if (end - *p < (ptrdiff_t) sizeof(len))
-		elog(ERROR, "cal_refresh journal request is truncated");
-	memcpy(&len, *p, sizeof(len));
-	*p += sizeof(len);
-	if (len < 0)
-		return NULL;
-	if (end - *p < len)
-		elog(ERROR, "cal_refresh journal request is truncated");
-	s = palloc(len + 1);
-	memcpy(s, *p, len);
-	s[len] = '\0';
-	*p += len;
-	return s;
-}
-
-static Size
-journal_entries_size(const JournalEntry *entries, int n)
-{
-	Size		size = sizeof(int32);
-	int			i;
-
-	for (i = 0; i < n; i++)
-		size = add_size(size, journal_string_size(entries[i].table_name) +
-						journal_string_size(entries[i].user_ulid) +
-						sizeof(entries[i].spent_sha256) +
-						journal_string_size(entries[i].access_token) +
-						journal_string_size(entries[i].refresh_token) +
-						4 * sizeof(int64));
-	return size;
-}
-
-static void
-journal_put_entries(char *p, const JournalEntry *entries, int32 n)
-{
-	int			i;
-
-	memcpy(p, &n, sizeof(n));
-	p += sizeof(n);
-	for (i = 0; i < n; i++)
-	{
-		int64		numbers[4] = {entries[i].access_expires_at,
-			entries[i].has_refresh_expiry,
-			entries[i].refresh_expires_at,
-		entries[i].has_spent};
-
-		p = journal_put_string(p, entries[i].table_name);
-		p = journal_put_string(p, entries[i].user_ulid);
-		memcpy(p, entries[i].spent_sha256, sizeof(entries[i].spent_sha256));
-		p += sizeof(entries[i].spent_sha256);
-		p = journal_put_string(p, entries[i].access_token);
-		p = journal_put_string(p, entries[i].refresh_token);
-		memcpy(p, numbers, sizeof(numbers));
-		p += sizeof(numbers);
-	}
-}
-
-static JournalEntry *
-journal_get_entries(const char *p, Size size, int *n)
-{
-	const char *end = p + size;
-	JournalEntry *entries;
-	int32		count;
-	int			i;
-
-	if (size < sizeof(count))
-		elog(ERROR, "cal_refresh journal request is truncated");
-	memcpy(&count, p, sizeof(count));
-	p += sizeof(count);
-	if (count < 0 || (Size) count > MaxAllocSize / sizeof(JournalEntry))
-		elog(ERROR, "cal_refresh journal request is corrupt");
-	entries = palloc0(sizeof(JournalEntry) * Max(count, 1));
-	for (i = 0; i < count; i++)
-	{
-		int64		numbers[4];
-
-		entries[i].table_name = journal_get_string(&p, end);
-		entries[i].user_ulid = journal_get_string(&p, end);
-		if (end - p < (ptrdiff_t) sizeof(entries[i].spent_sha256))
-			elog(ERROR, "cal_refresh journal request is truncated");
-		memcpy(entries[i].spent_sha256, p, sizeof(entries[i].spent_sha256));
-		p += sizeof(entries[i].spent_sha256);
-		entries[i].access_token = journal_get_string(&p, end);
-		entries[i].refresh_token = journal_get_string(&p, end);
-		if (end - p < (ptrdiff_t) sizeof(numbers))
-			elog(ERROR, "cal_refresh journal request is truncated");
-		memcpy(numbers, p, sizeof(numbers));
-		p += sizeof(numbers);
-		entries[i].access_expires_at = numbers[0];
-		entries[i].has_refresh_expiry = numbers[1] != 0;
-		entries[i].refresh_expires_at = numbers[2];
-		entries[i].has_spent = numbers[3] != 0;
-		if (entries[i].table_name == NULL || entries[i].user_ulid == NULL ||
-			entries[i].access_token == NULL || entries[i].refresh_token == NULL)
-			elog(ERROR, "cal_refresh journal request is corrupt");
-	}
-	*n = count;
-	return entries;
-}
-
-/* --- the backend's side -------------------------------------------------- */
-
-
+/* The SHA-256 of a token, as entries record the token they supersede. */
 void
-journal_token_sha256(const char *token, uint8 digest[PG_SHA256_DIGEST_LENGTH])
+journal_token_sha256(const char *token, uint8 digest[JOURNAL_DIGEST_LEN])
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) token, strlen(token)) < 0 ||
-		pg_cryptohash_final(ctx, digest, PG_SHA256_DIGEST_LENGTH) < 0)
+		pg_cryptohash_final(ctx, digest, JOURNAL_DIGEST_LEN) < 0)
 	{
 		pg_cryptohash_free(ctx);
 		ereport(ERROR,
@@ -350,495 +89,522 @@ journal_token_sha256(const char *token, uint8 digest[PG_SHA256_DIGEST_LENGTH])
 	pg_cryptohash_free(ctx);
 }
 
-/* The slot of this database's writer, or -1. */
-static int
-journal_writer_slot(Oid dbid)
-{
-	int			i;
-
-	for (i = 0; i < JOURNAL_MAX_WRITERS; i++)
-		if (journal_shared->writers[i].dbid == dbid)
-			return i;
-	return -1;
-}
-
 /*
- * Starts this database's writer in a free slot; false, with *why, when
- * none can start.
+ * Can the journal take entries: the library preloaded, and the extension
+ * with a journal table?  Else why not.
  */
 static bool
-journal_start_writer(int slot, const char **why)
+journal_can_take(Oid schema, const char **why)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	pid_t		pid;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cal_refresh");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cal_refresh_journal_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "cal_refresh journal writer");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "cal_refresh journal writer");
-	snprintf(worker.bgw_extra, BGW_EXTRALEN, "%d", slot);
-	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		*why = "no free background worker slot (max_worker_processes)";
-		return false;
-	}
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-	{
-		*why = "the journal writer did not start";
-		return false;
-	}
-	return true;
-}
-
-/*
- * The PGPROC number of this database's writer, starting it if need be;
- * -1, with *why, when there is none.
- */
-static int
-journal_writer(const char **why)
-{
-	int64		deadline = GetCurrentTimestamp() +
-		(int64) JOURNAL_START_TIMEOUT_MS * 1000;
-	int			slot;
-	int			pgprocno = -1;
-	bool		start = false;
-
-	SpinLockAcquire(&journal_shared->mutex);
-	slot = journal_writer_slot(MyDatabaseId);
-	if (slot < 0 && (slot = journal_writer_slot(InvalidOid)) >= 0)
-	{
-		journal_shared->writers[slot].dbid = MyDatabaseId;
-		journal_shared->writers[slot].pgprocno = -1;
-		start = true;
-	}
-	else if (slot >= 0)
-		pgprocno = journal_shared->writers[slot].pgprocno;
-	SpinLockRelease(&journal_shared->mutex);
-	if (slot < 0)
-	{
-		*why = "every journal writer slot is taken by another database";
-		return -1;
-	}
-	if (pgprocno >= 0)
-		return pgprocno;
-	if (start && !journal_start_writer(slot, why))
-	{
-		SpinLockAcquire(&journal_shared->mutex);
-		if (journal_shared->writers[slot].pgprocno < 0)
-			journal_shared->writers[slot].dbid = InvalidOid;
-		SpinLockRelease(&journal_shared->mutex);
-		return -1;
-	}
-
-	/* Started (by us or by another backend): wait until it is ready. */
-	for (;;)
-	{
-		SpinLockAcquire(&journal_shared->mutex);
-		pgprocno = journal_shared->writers[slot].dbid == MyDatabaseId ?
-			journal_shared->writers[slot].pgprocno : -2;
-		SpinLockRelease(&journal_shared->mutex);
-		if (pgprocno >= 0)
-			return pgprocno;
-		if (pgprocno == -2 || GetCurrentTimestamp() >= deadline)
-		{
-			*why = "the journal writer did not start";
-			return -1;
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/* Is the writer at pgprocno still this database's? */
-static bool
-journal_writer_alive(int pgprocno)
-{
-	bool		alive;
-	int			slot;
-
-	SpinLockAcquire(&journal_shared->mutex);
-	slot = journal_writer_slot(MyDatabaseId);
-	alive = slot >= 0 && journal_shared->writers[slot].pgprocno == pgprocno;
-	SpinLockRelease(&journal_shared->mutex);
-	return alive;
-}
-
-/*
- * A request whose writer is gone before taking it comes back to its
- * backend: its segment, if any, is unpinned (nobody else will).
- */
-static bool
-journal_take_back(JournalRequest *request)
-{
-	uint32		state = REQUEST_PENDING;
-
-	if (!pg_atomic_compare_exchange_u32(&request->state, &state, REQUEST_FREE))
-		return false;			/* it did take it, just now */
-	if (request->handle != DSM_HANDLE_INVALID)
-		dsm_unpin_segment(request->handle);
-	explicit_bzero(journal_inline_bytes(cal_my_proc_number()),
-				   JOURNAL_INLINE_BYTES);
-	return true;
-}
-
-/*
- * Waits until the request is no longer pending: DONE or FAILED, or, with
- * the writer gone before it took the request, FREE again.
- */
-static uint32
-journal_wait(JournalRequest *request, int writer)
-{
-	for (;;)
-	{
-		uint32		state = pg_atomic_read_u32(&request->state);
-
-		if (state != REQUEST_PENDING)
-			return state;
-		if (!journal_writer_alive(writer))
-		{
-			if (journal_take_back(request))
-				return REQUEST_FREE;
-			continue;
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/* What this backend handed over last, until journal_await. */
-static int	handed_writer = -1;
-static int	handed_attempt = 0;
-
-/*
- * Puts the entries in this backend's request slot (or a pinned segment)
- * and wakes the writer; false when there is none.  Interrupts are held
- * meanwhile: a cancel between taking the pairs and handing them over
- * would lose them.
- */
-static bool
-journal_post(Oid schema, const JournalEntry *entries, int n, const char **why)
-{
-	JournalRequest *request = &journal_shared->requests[cal_my_proc_number()];
-	Size		size = journal_entries_size(entries, n);
-	dsm_segment *segment = NULL;
-	int			writer;
-
-	if ((writer = journal_writer(why)) < 0)
-		return false;
-	/*
-	 * A request an abort stopped waiting for (the writer is stuck) still
-	 * holds the slot: no waiting for it here, with interrupts held.
-	 */
-	if (pg_atomic_read_u32(&request->state) == REQUEST_PENDING &&
-		(journal_writer_alive(writer) || !journal_take_back(request)))
-	{
-		*why = "the journal writer has not finished this session's previous entries";
-		return false;
-	}
-	pg_atomic_write_u32(&request->state, REQUEST_FREE);
-	if (size > JOURNAL_INLINE_BYTES)
-	{
-		segment = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-		if (segment == NULL)
-		{
-			*why = "no dynamic shared memory segment is left";
-			return false;
-		}
-		journal_put_entries(dsm_segment_address(segment), entries, n);
-		/* The writer unpins it, whatever becomes of this backend. */
-		dsm_pin_segment(segment);
-		request->handle = dsm_segment_handle(segment);
-	}
+	if (!journal_buffer_attached())
+		*why = "cal_refresh is not in shared_preload_libraries";
+	else if (!OidIsValid(schema) || !journal_store_exists(schema))
+		*why = "the extension's objects have no journal "
+			"(ALTER EXTENSION cal_refresh UPDATE adds it)";
 	else
-	{
-		journal_put_entries(journal_inline_bytes(cal_my_proc_number()),
-							entries, n);
-		request->handle = DSM_HANDLE_INVALID;
-	}
-	request->dbid = MyDatabaseId;
-	request->schema = schema;
-	request->size = size;
-	request->requester = cal_my_proc_number();
-	pg_write_barrier();
-	pg_atomic_write_u32(&request->state, REQUEST_PENDING);
-	SetLatch(&GetPGProcByNumber(writer)->procLatch);
-	if (segment != NULL)
-		dsm_detach(segment);
-	handed_writer = writer;
-	return true;
+		return true;
+	return false;
 }
 
 /*
- * The entries handed over will not be awaited (a cancel is about to raise,
- * an error is on its way): the caller, still holding the users' row locks
- * and still running, waits until the writer has committed them, at most
- * JOURNAL_ABORT_WAIT_MS, so that whoever locks a row next finds them.
- * Interrupts are held by the caller; the wait is bounded instead.
+ * n pairs the journal did not take: they live only in the caller's
+ * transaction.  Logged and counted; a WARNING tells the caller, but for
+ * objects without a journal, which say so once per session.
+ */
+static void
+journal_not_taken(int n, const char *why, bool missing)
+{
+	stats_count_unjournaled(n);
+	ereport(LOG,
+			(errmsg("cal_refresh: %d new pair(s) not journaled: %s", n, why),
+			 errdetail("Should this transaction not commit, those pairs are lost.")));
+	if (missing && journal_missing_warned)
+		return;
+	ereport(WARNING,
+			(errmsg("cal_refresh: %d new pair(s) not journaled: %s", n, why),
+			 errdetail("They live only in this transaction; should it not "
+					   "commit, they are lost and force refresh is needed.")));
+	journal_missing_warned |= missing;
+}
+
+/*
+ * Wakes this database's writer, or has one started; entries wait in the
+ * buffer meanwhile.  Why none can start goes to the log.
+ */
+static void
+journal_wake_writer(void)
+{
+	int			slot;
+	uint32		generation;
+	const char *why;
+
+	switch (journal_buffer_writer_need(MyDatabaseId, &slot, &generation))
+	{
+		case JOURNAL_WRITER_NONE:
+			break;
+		case JOURNAL_WRITER_START:
+			if (!journal_writer_start(slot, generation, &why))
+				ereport(LOG,
+						(errmsg("cal_refresh: no journal writer could be started: %s", why),
+						 errdetail("Handed-over pairs wait in shared memory until one can.")));
+			break;
+		case JOURNAL_WRITER_NO_SLOT:
+			ereport(LOG,
+					(errmsg("cal_refresh: no journal writer for this database: "
+							"every writer slot serves another database"),
+					 errdetail("Handed-over pairs wait in shared memory until one is free.")));
+			break;
+	}
+}
+
+/* The bytes one entry adds to a hand-over. */
+static Size
+journal_entry_size(const JournalEntry *entry)
+{
+	return journal_codec_size(entry, 1) - journal_codec_size(entry, 0);
+}
+
+/*
+ * Posts the entries in requests' own bytes, as many at a time as fit;
+ * returns how many were posted (all, unless the buffer is full).
+ */
+static int
+journal_post_inline(Oid schema, const JournalEntry *entries, int n)
+{
+	Size		header = journal_codec_size(entries, 0);
+	int			start = 0;
+
+	while (start < n)
+	{
+		Size		size = header + journal_entry_size(&entries[start]);
+		int			end = start + 1;
+
+		while (end < n &&
+			   size + journal_entry_size(&entries[end]) <= JOURNAL_INLINE_BYTES)
+			size += journal_entry_size(&entries[end++]);
+		if (size > JOURNAL_INLINE_BYTES ||
+			!journal_buffer_post_inline(schema, &entries[start], end - start,
+										size))
+			break;
+		start = end;
+	}
+	return start;
+}
+
+typedef struct JournalSegmentPost
+{
+	Oid			schema;
+	const JournalEntry *entries;
+	int			n;
+	Size		size;
+	bool		posted;
+} JournalSegmentPost;
+
+/* Posts a batch's entries in a pinned segment of their own. */
+static void
+journal_post_segment_now(void *arg)
+{
+	JournalSegmentPost *post = (JournalSegmentPost *) arg;
+	dsm_segment *segment = dsm_create(post->size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	dsm_handle	handle;
+
+	if (segment == NULL)
+		return;
+	journal_codec_encode(dsm_segment_address(segment), post->entries, post->n);
+	handle = dsm_segment_handle(segment);
+	/* From here the writer that commits them unpins it. */
+	dsm_pin_segment(segment);
+	post->posted = journal_buffer_post_segment(post->schema, handle, post->n,
+											   post->size);
+	if (!post->posted)
+	{
+		explicit_bzero(dsm_segment_address(segment), post->size);
+		dsm_unpin_segment(handle);
+	}
+	dsm_detach(segment);
+}
+
+/*
+ * Posts a batch too large for a request's bytes in a segment; false when
+ * none can be had.  dsm_create raises when /dev/shm is full, so it runs
+ * in a subtransaction whose error is logged (its message only) and
+ * dropped: the caller then posts the entries a few at a time.
+ */
+static bool
+journal_post_segment(Oid schema, const JournalEntry *entries, int n,
+					 Size size)
+{
+	JournalSegmentPost post = {schema, entries, n, size, false};
+	ErrorData  *error = spi_pinned_in_subtransaction(journal_post_segment_now,
+													 &post, true,
+													 CurrentMemoryContext);
+
+	if (error == NULL)
+		return post.posted;
+	/* The error ended the hold as any error does: take it again. */
+	interrupt_hold_renew();
+	ereport(LOG,
+			(errmsg("cal_refresh: %d new pairs not handed over in one segment: %s",
+					n, error->message)));
+	FreeErrorData(error);
+	return false;
+}
+
+/*
+ * Hands the pairs the issuer has over to the journal: a segment for a
+ * batch (unless in_error: an error is on its way, and a subtransaction is
+ * no place for it), else requests' own bytes.  What cannot be handed over
+ * is said and counted (journal_not_taken).
+ */
+static void
+journal_hand_over(Oid schema, const JournalIssuer *issuer, bool in_error)
+{
+	int			n;
+	JournalEntry *entries = issuer->issued(issuer->arg, &n);
+	const char *why;
+	Size		size;
+	int			posted = 0;
+
+	if (n == 0)
+		return;
+	if (!journal_can_take(schema, &why))
+	{
+		journal_not_taken(n, why, true);
+		return;
+	}
+	size = journal_codec_size(entries, n);
+	if (size == 0)
+		elog(ERROR, "cal_refresh: a journal entry cannot be encoded");
+	if (size > JOURNAL_INLINE_BYTES && !in_error &&
+		journal_post_segment(schema, entries, n, size))
+		posted = n;
+	else
+		posted = journal_post_inline(schema, entries, n);
+	if (posted > 0)
+		journal_wake_writer();
+	if (posted < n)
+		journal_not_taken(n - posted, "the journal's shared memory is full",
+						  false);
+}
+
+/*
+ * Runs the issuer's requests with every interrupt that would end the
+ * statement or the session held, hands the pairs they issued over to the
+ * journal, then lets a held interrupt take effect (it raises here, the
+ * pairs safe).  An error from the requests themselves hands over what was
+ * issued before it goes on.
  */
 void
-journal_wait_unacknowledged(void)
-{
-	JournalRequest *request;
-	TimestampTz deadline;
-
-	if (handed_writer < 0 || journal_shared == NULL)
-		return;
-	request = &journal_shared->requests[cal_my_proc_number()];
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   JOURNAL_ABORT_WAIT_MS);
-	while (pg_atomic_read_u32(&request->state) == REQUEST_PENDING)
-	{
-		if (!journal_writer_alive(handed_writer))
-		{
-			if (journal_take_back(request))
-				break;
-			continue;
-		}
-		if (GetCurrentTimestamp() >= deadline)
-		{
-			ereport(LOG,
-					(errmsg("cal_refresh: the journal writer did not acknowledge "
-							"new pairs within %d ms of an abort",
-							JOURNAL_ABORT_WAIT_MS),
-					 errdetail("It still writes them.")));
-			handed_writer = -1;
-			return;
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	handed_writer = -1;
-	if (pg_atomic_read_u32(&request->state) != REQUEST_PENDING)
-		pg_atomic_write_u32(&request->state, REQUEST_FREE);
-}
-
-/*
- * The last resort: a backend that exits (FATAL) between the hand-over and
- * the acknowledgement never reaches its caller's wait.  The abort still
- * holds the row locks while this runs, so that sessions already queued
- * for them wait too (one arriving now no longer would: the transaction
- * has ended by then, which is why the callers wait before it does).
- */
-static void
-journal_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		journal_wait_unacknowledged();
-}
-
-bool
-journal_hand_over(Oid schema, const JournalEntry *entries, int n,
-				  const char **why)
-{
-	static bool callbacks_registered = false;
-	bool		posted;
-
-	*why = NULL;
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(journal_xact_callback, NULL);
-		callbacks_registered = true;
-	}
-
-	/*
-	 * An outer call of this backend still awaits its entries (a trigger
-	 * refreshing from within the outer call's store): the one request slot
-	 * is theirs until the writer has them, so they are finished first.
-	 */
-	journal_wait_unacknowledged();
-	handed_writer = -1;
-	handed_attempt = 0;
-	if (n == 0)
-		return true;
-	if (journal_shared == NULL || MyProc == NULL ||
-		cal_my_proc_number() >= journal_shared->n_requests)
-	{
-		*why = "cal_refresh is not in shared_preload_libraries";
-		return false;
-	}
-	HOLD_INTERRUPTS();
-	posted = journal_post(schema, entries, n, why);
-	RESUME_INTERRUPTS();
-	return posted;
-}
-
-bool
-journal_await(Oid schema, const JournalEntry *entries, int n,
-			  const char **why)
-{
-	JournalRequest *request;
-	uint32		state;
-
-	*why = NULL;
-	if (handed_writer < 0)
-		return true;			/* nothing handed over */
-	request = &journal_shared->requests[cal_my_proc_number()];
-	state = journal_wait(request, handed_writer);
-	if (state == REQUEST_FREE && handed_attempt++ == 0)
-	{
-		/* Its writer exited (idle) as the request arrived: once more. */
-		HOLD_INTERRUPTS();
-		if (!journal_post(schema, entries, n, why))
-		{
-			RESUME_INTERRUPTS();
-			handed_writer = -1;
-			return false;
-		}
-		RESUME_INTERRUPTS();
-		state = journal_wait(request, handed_writer);
-	}
-	handed_writer = -1;
-	pg_atomic_write_u32(&request->state, REQUEST_FREE);
-	if (state != REQUEST_DONE)
-	{
-		*why = "the journal writer could not write the entry (see the server log)";
-		return false;
-	}
-	return true;
-}
-
-/* --- the writer ---------------------------------------------------------- */
-
-static int	writer_slot = -1;
-
-static void
-journal_writer_exit(int code, Datum arg)
-{
-	SpinLockAcquire(&journal_shared->mutex);
-	if (journal_shared->writers[writer_slot].pgprocno == cal_my_proc_number())
-	{
-		journal_shared->writers[writer_slot].dbid = InvalidOid;
-		journal_shared->writers[writer_slot].pgprocno = -1;
-	}
-	SpinLockRelease(&journal_shared->mutex);
-}
-
-/*
- * Writes request i's entries in a transaction of its own, then wipes them
- * (and unpins their segment): they hold tokens.
- */
-static bool
-journal_write_request(JournalRequest *request, int i)
+journal_protect(Oid schema, const JournalIssuer *issuer)
 {
 	MemoryContext context = CurrentMemoryContext;
-	dsm_segment *volatile segment = NULL;
-	char	   *volatile bytes = journal_inline_bytes(i);
-	volatile bool written = false;
 
-	if (request->handle != DSM_HANDLE_INVALID)
-	{
-		segment = dsm_attach(request->handle);
-		if (segment == NULL)
-			return false;
-		bytes = dsm_segment_address(segment);
-	}
+	interrupt_hold_begin();
 	PG_TRY();
 	{
-		JournalEntry *entries;
-		int			n;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		entries = journal_get_entries(bytes, Min(request->size,
-												 segment != NULL ?
-												 dsm_segment_map_length(segment) :
-												 JOURNAL_INLINE_BYTES),
-									  &n);
-		written = journal_store_insert(request->schema, entries, n);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		issuer->send(issuer->arg);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *error;
-
-		/* Its message only: a detail could show the entry's row, tokens and all. */
 		MemoryContextSwitchTo(context);
-		error = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ereport(LOG,
-				(errmsg("cal_refresh journal writer: entries not written: %s",
-						error->message)));
-		FreeErrorData(error);
-		written = false;
+		interrupt_hold_forget();
+		interrupt_hold_begin();
+		journal_hand_over(schema, issuer, true);
+		interrupt_hold_end_quietly();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (segment != NULL)
-	{
-		explicit_bzero(bytes, dsm_segment_map_length(segment));
-		dsm_unpin_segment(request->handle);
-		dsm_detach(segment);
-	}
-	else
-		explicit_bzero(bytes, Min(request->size, JOURNAL_INLINE_BYTES));
-	return written;
+	journal_hand_over(schema, issuer, false);
+	interrupt_hold_end();
 }
 
-void
-cal_refresh_journal_main(Datum arg)
+/* Orders candidates by user. */
+static int
+journal_buffered_cmp(const void *a, const void *b)
 {
-	Oid			dbid = DatumGetObjectId(arg);
+	return ((const JournalBufferEntry *) a)->user_index -
+		((const JournalBufferEntry *) b)->user_index;
+}
 
-	writer_slot = atoi(MyBgworkerEntry->bgw_extra);
-	if (journal_shared == NULL || writer_slot < 0 ||
-		writer_slot >= JOURNAL_MAX_WRITERS)
-		proc_exit(1);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-	/* See the file's header: the caller's commit makes the entry durable. */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+/*
+ * Follows one user's chain from the row's token through the candidates
+ * (the buffer's, then the table's: a later one wins a tie); the entry at
+ * its end, or NULL when no candidate supersedes the row.
+ */
+static const JournalEntry *
+journal_chain_end(const JournalEntry *const *candidates, int n,
+				  const uint8 *row_token_sha256, bool has_row_token)
+{
+	const JournalEntry *end = NULL;
+	uint8		current[JOURNAL_DIGEST_LEN];
+	bool		has_current = has_row_token;
+	int			steps;
 
-	SpinLockAcquire(&journal_shared->mutex);
-	if (journal_shared->writers[writer_slot].dbid != dbid ||
-		journal_shared->writers[writer_slot].pgprocno >= 0)
+	if (has_row_token)
+		memcpy(current, row_token_sha256, JOURNAL_DIGEST_LEN);
+	for (steps = 0; steps < n; steps++)
 	{
-		SpinLockRelease(&journal_shared->mutex);
-		proc_exit(0);			/* not wanted (any more) */
-	}
-	journal_shared->writers[writer_slot].pgprocno = cal_my_proc_number();
-	SpinLockRelease(&journal_shared->mutex);
-	before_shmem_exit(journal_writer_exit, (Datum) 0);
-	pgstat_report_activity(STATE_IDLE, NULL);
+		const JournalEntry *next = NULL;
+		int			i;
 
+		for (i = 0; i < n; i++)
+			if (has_current ?
+				(candidates[i]->has_spent &&
+				 memcmp(candidates[i]->spent_sha256, current,
+						JOURNAL_DIGEST_LEN) == 0) :
+				!candidates[i]->has_spent)
+				next = candidates[i];
+		if (next == NULL)
+			break;
+		end = next;
+		journal_token_sha256(end->refresh_token, current);
+		has_current = true;
+	}
+	return end;
+}
+
+/* Appends a tid to a growing array. */
+static void
+journal_add_tid(ItemPointerData **tids, int *n, ItemPointerData tid)
+{
+	if (*n % 4 == 0)
+		*tids = *tids == NULL ? palloc(sizeof(ItemPointerData) * 4) :
+			repalloc(*tids, sizeof(ItemPointerData) * (*n + 4));
+	(*tids)[(*n)++] = tid;
+}
+
+/* Is a stored entry past any use: its refresh token expired, or too old? */
+static bool
+journal_entry_expired(const JournalStoreEntry *stored, TimestampTz now)
+{
+	if (stored->entry.has_refresh_expiry)
+		return stored->entry.refresh_expires_at < now;
+	return stored->issued_at != 0 &&
+		stored->issued_at < now - JOURNAL_KEEP_UNSEEN_USECS;
+}
+
+/* Wipes a candidate's tokens, unless adopted (then the caller's). */
+static void
+journal_wipe_entry(JournalEntry *entry)
+{
+	if (entry->access_token != NULL)
+		explicit_bzero((char *) entry->access_token, strlen(entry->access_token));
+	if (entry->refresh_token != NULL)
+		explicit_bzero((char *) entry->refresh_token, strlen(entry->refresh_token));
+}
+
+/*
+ * For each of the n users of table_name, whose row holds the refresh
+ * token with the SHA-256 at row_token_sha256 + i * JOURNAL_DIGEST_LEN
+ * (has_row_token[i] false: none), what the journal holds (see
+ * JournalPair): the pairs handed over and not yet committed, then the
+ * table.  Should any hand-over of this database wait in the buffer, its
+ * writer is woken or started.
+ */
+void
+journal_lookup(Oid schema, const char *table_name, const char *const *users,
+			   const uint8 *row_token_sha256, const bool *has_row_token,
+			   int n, JournalPair *pairs)
+{
+	JournalBufferEntry *buffered;
+	JournalStoreEntry *stored;
+	const JournalEntry **candidates;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n_buffered;
+	int			n_stored;
+	bool		waiting;
+	int			b = 0;
+	int			s = 0;
+	int			i;
+
+	memset(pairs, 0, sizeof(JournalPair) * n);
+	if (n == 0 || !journal_store_exists(schema))
+		return;
+	/* The buffer first: what leaves it is in the table by then. */
+	buffered = journal_buffer_collect(schema, table_name, users, n,
+									  &n_buffered, &waiting);
+	stored = journal_store_read(schema, table_name, users, n, &n_stored);
+	if (n_buffered > 1)
+		qsort(buffered, n_buffered, sizeof(JournalBufferEntry),
+			  journal_buffered_cmp);
+	candidates = palloc(sizeof(JournalEntry *) * Max(n_buffered + n_stored, 1));
+	for (i = 0; i < n; i++)
+	{
+		const JournalEntry *end;
+		int			k = 0;
+
+		for (; b < n_buffered && buffered[b].user_index == i; b++)
+			candidates[k++] = &buffered[b].entry;
+		for (; s < n_stored && stored[s].user_index == i; s++)
+		{
+			journal_add_tid(&pairs[i].seen, &pairs[i].n_seen, stored[s].tid);
+			if (journal_entry_expired(&stored[s], now))
+				journal_add_tid(&pairs[i].expired, &pairs[i].n_expired,
+								stored[s].tid);
+			if (!stored[s].unusable)
+				candidates[k++] = &stored[s].entry;
+		}
+		end = journal_chain_end(candidates, k,
+								row_token_sha256 + i * JOURNAL_DIGEST_LEN,
+								has_row_token[i]);
+		if (end == NULL)
+			continue;
+		pairs[i].found = true;
+		pairs[i].access_token = pstrdup(end->access_token);
+		pairs[i].refresh_token = pstrdup(end->refresh_token);
+		pairs[i].access_expires_at = end->access_expires_at;
+		pairs[i].has_refresh_expiry = end->has_refresh_expiry;
+		pairs[i].refresh_expires_at = end->refresh_expires_at;
+	}
+	for (i = 0; i < n_buffered; i++)
+		journal_wipe_entry(&buffered[i].entry);
+	for (i = 0; i < n_stored; i++)
+		journal_wipe_entry(&stored[i].entry);
+	if (waiting)
+		journal_wake_writer();
+}
+
+/*
+ * Deletes, in this transaction (so that a rollback keeps them), the table
+ * entries journal_lookup saw for the n users: their rows now hold a newer
+ * pair than any of those.  Without wait, an entry another open
+ * transaction is deleting is left to it.
+ */
+void
+journal_forget_seen(Oid schema, const JournalPair *pairs, int n, bool wait)
+{
+	ItemPointerData *tids = NULL;
+	int			n_tids = 0;
+	int			i;
+	int			k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < pairs[i].n_seen; k++)
+			journal_add_tid(&tids, &n_tids, pairs[i].seen[k]);
+	journal_store_delete(schema, tids, n_tids, wait);
+}
+
+/*
+ * Deletes the entries journal_lookup found past any use for the n users
+ * (their rows were not seen: deleted, or hidden by row-level security),
+ * without waiting for an open transaction that deletes them too.
+ */
+void
+journal_forget_expired(Oid schema, const JournalPair *pairs, int n)
+{
+	ItemPointerData *tids = NULL;
+	int			n_tids = 0;
+	int			i;
+	int			k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < pairs[i].n_expired; k++)
+			journal_add_tid(&tids, &n_tids, pairs[i].expired[k]);
+	journal_store_delete(schema, tids, n_tids, false);
+}
+
+/*
+ * Deletes every table entry of the n users, whose rows now hold a pair
+ * the application had issued, in this transaction.
+ */
+void
+journal_forget_users(Oid schema, const char *table_name,
+					 const char *const *users, int n)
+{
+	journal_store_forget(schema, table_name, users, n);
+}
+
+/* The users of table_name with entries in the table (*n of them). */
+char	  **
+journal_users(Oid schema, const char *table_name, int *n)
+{
+	*n = 0;
+	if (!journal_store_exists(schema))
+		return NULL;
+	return journal_store_users(schema, table_name, n);
+}
+
+/*
+ * cal_refresh_check()'s row for the journal: is there one, can this
+ * database's writer run (one is started if none runs, and waited for up
+ * to JOURNAL_CHECK_WAIT_MS), do entries wait to be written?  Returns ok,
+ * with what was found in *detail and, when not ok, the fix in *hint.
+ */
+bool
+journal_check(Oid schema, char **detail, char **hint)
+{
+	const char *why;
+	TimestampTz oldest;
+	TimestampTz deadline;
+	int			pending;
+
+	*hint = NULL;
+	if (!journal_can_take(schema, &why))
+	{
+		*detail = psprintf("no journal: %s", why);
+		*hint = "Preload the library and run ALTER EXTENSION cal_refresh UPDATE.";
+		return false;
+	}
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   JOURNAL_CHECK_WAIT_MS);
 	for (;;)
 	{
-		int			i;
-		int			events;
+		int			slot;
+		uint32		generation;
+		JournalWriterNeed need = journal_buffer_writer_need(MyDatabaseId,
+															&slot,
+															&generation);
 
+		if (need == JOURNAL_WRITER_NO_SLOT)
+		{
+			*detail = "no journal writer can serve this database: every "
+				"writer slot serves another database";
+			*hint = "Fewer databases with the extension in use at once.";
+			return false;
+		}
+		if (need == JOURNAL_WRITER_START &&
+			!journal_writer_start(slot, generation, &why))
+		{
+			*detail = psprintf("no journal writer can start: %s "
+							   "(max_worker_processes = %d)", why,
+							   max_worker_processes);
+			*hint = "Raise max_worker_processes (a restart), or stop "
+				"what holds the background worker slots.";
+			return false;
+		}
+		if (journal_buffer_writer_ready(MyDatabaseId))
+			break;
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			*detail = psprintf("a journal writer was started but did not "
+							   "come up within %d ms", JOURNAL_CHECK_WAIT_MS);
+			*hint = "See the server log: can a background worker connect "
+				"to this database (datallowconn, max_connections)?";
+			return false;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < journal_shared->n_requests; i++)
-		{
-			JournalRequest *request = &journal_shared->requests[i];
-
-			if (pg_atomic_read_u32(&request->state) != REQUEST_PENDING ||
-				request->dbid != dbid)
-				continue;
-			pg_read_barrier();
-			pg_atomic_write_u32(&request->state,
-								journal_write_request(request, i) ?
-								REQUEST_DONE : REQUEST_FAILED);
-			SetLatch(&GetPGProcByNumber(request->requester)->procLatch);
-		}
-		events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						   JOURNAL_IDLE_EXIT_MS, PG_WAIT_EXTENSION);
-		if (events & WL_TIMEOUT)
-			proc_exit(0);		/* idle: a backend starts another at need */
 	}
+	/* What was just handed over is written in a moment: wait for it. */
+	while ((pending = journal_buffer_pending(MyDatabaseId, &oldest)) > 0 &&
+		   GetCurrentTimestamp() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (pending > 0)
+	{
+		*detail = psprintf("a journal writer runs for this database, and %d "
+						   "hand-over(s) wait to be written, the oldest for %ld s",
+						   pending,
+						   (long) ((GetCurrentTimestamp() - oldest) / USECS_PER_SEC));
+		*hint = "See the server log for the journal writer's errors.";
+		return false;
+	}
+	*detail = "a journal writer runs for this database; nothing waits to be written";
+	return true;
 }

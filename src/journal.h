@@ -1,64 +1,67 @@
 /*-------------------------------------------------------------------------
  *
  * journal.h
- *		Handing the pairs Cal.com issues to the journal writer, a
- *		background worker that commits them in a transaction of its own
- *		before the backend returns or stores them.
+ *		The journal as the refresh policy sees it: requests that may issue
+ *		pairs run protected, the pairs they issued are handed over before
+ *		anything can lose them, and a lookup finds the pair a row lost.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef JOURNAL_H
 #define JOURNAL_H
 
-#include "common/sha2.h"
 #include "datatype/timestamp.h"
-#include "fmgr.h"
+#include "storage/itemptr.h"
+
+#include "journal_codec.h"
 
 /*
- * One pair, and the SHA-256 of the refresh token the row held when it was
- * asked for: the token it supersedes.
+ * What the journal holds for one user: the table's entries seen (to be
+ * deleted once the row holds a newer pair), those of them that are too
+ * old to matter, and the newest pair when the row is stale.
  */
-typedef struct JournalEntry
+typedef struct JournalPair
 {
-	const char *table_name;		/* cal_refresh.table_name */
-	const char *user_ulid;
-	bool		has_spent;		/* false: the row held no token */
-	uint8		spent_sha256[PG_SHA256_DIGEST_LENGTH];
-	const char *access_token;
-	const char *refresh_token;
+	int			n_seen;
+	ItemPointerData *seen;
+	int			n_expired;		/* of the seen: refresh token expired */
+	ItemPointerData *expired;
+	bool		found;			/* the row is stale: the newest pair */
+	char	   *access_token;
+	char	   *refresh_token;
 	TimestampTz access_expires_at;
 	bool		has_refresh_expiry;
 	TimestampTz refresh_expires_at;
-} JournalEntry;
+} JournalPair;
 
-/* From _PG_init while preloading: shared memory for the hand-over. */
+/*
+ * Requests that may issue pairs: send runs them; issued returns the pairs
+ * they issued so far (palloc'd; n of them), at the end or after an error.
+ */
+typedef struct JournalIssuer
+{
+	void		(*send) (void *arg);
+	JournalEntry *(*issued) (void *arg, int *n);
+	void	   *arg;
+} JournalIssuer;
+
+/* in journal.c */
 extern void journal_init(void);
-
-/*
- * Hands the entries to this database's writer (started on first use), to
- * be committed to cal_refresh_journal in the extension's schema, without
- * waiting.  From then on they are written whatever becomes of this
- * backend.  Returns false, with *why, when no writer can take them (none
- * can start, no free worker slot): the caller goes on without the journal.
- */
-extern bool journal_hand_over(Oid schema, const JournalEntry *entries, int n,
-							  const char **why);
-
-/*
- * Waits, interruptibly, until the writer has committed what was handed
- * over last (the same arguments again: a writer that exited as they
- * arrived gets them once more).  Returns false, with *why, when they were
- * not written.
- */
-extern void journal_wait_unacknowledged(void);
-extern bool journal_await(Oid schema, const JournalEntry *entries, int n,
-						  const char **why);
-
-/* The SHA-256 of a token, as entries record the token they supersede. */
+extern void journal_protect(Oid schema, const JournalIssuer *issuer);
+extern void journal_lookup(Oid schema, const char *table_name,
+						   const char *const *users,
+						   const uint8 *row_token_sha256,
+						   const bool *has_row_token, int n,
+						   JournalPair *pairs);
+extern void journal_forget_seen(Oid schema, const JournalPair *pairs, int n,
+								bool wait);
+extern void journal_forget_expired(Oid schema, const JournalPair *pairs,
+								   int n);
+extern void journal_forget_users(Oid schema, const char *table_name,
+								 const char *const *users, int n);
+extern char **journal_users(Oid schema, const char *table_name, int *n);
+extern bool journal_check(Oid schema, char **detail, char **hint);
 extern void journal_token_sha256(const char *token,
-								 uint8 digest[PG_SHA256_DIGEST_LENGTH]);
-
-/* The writer's main function (a dynamic background worker). */
-extern PGDLLEXPORT void cal_refresh_journal_main(Datum arg);
+								 uint8 digest[JOURNAL_DIGEST_LEN]);
 
 #endif							/* JOURNAL_H */

@@ -10,10 +10,11 @@
  * user's newest entry is the pair Cal.com considers current: refreshes of
  * a user are serialised by its row lock, so entries follow one chain.
  *
- * Entries are written by the journal writer (journal.c) in a transaction
- * of its own, and deleted by the transaction that stores the pair in the
- * row, so that a rollback keeps them.  Tokens always travel as parameters
- * of generic plans.
+ * Entries are written by the journal writer (journal_writer.c) in a
+ * transaction of its own, and deleted by the transaction that stores the
+ * pair in the row, so that a rollback keeps them.  Tokens always travel as
+ * parameters of generic plans.  The table is used only as a member of the
+ * extension (spi_pinned_extension_table).
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +55,7 @@
 #define JOURNAL_ATT_REFRESH_TOKEN 6
 #define JOURNAL_ATT_ACCESS_EXPIRY 7
 #define JOURNAL_ATT_REFRESH_EXPIRY 8
+#define JOURNAL_ATT_ISSUED_AT 9
 
 static const struct
 {
@@ -70,6 +72,7 @@ static const struct
 	{"refresh_token", TEXTOID, JOURNAL_ATT_REFRESH_TOKEN},
 	{"access_token_expires_at", TIMESTAMPTZOID, JOURNAL_ATT_ACCESS_EXPIRY},
 	{"refresh_token_expires_at", TIMESTAMPTZOID, JOURNAL_ATT_REFRESH_EXPIRY},
+	{"issued_at", TIMESTAMPTZOID, JOURNAL_ATT_ISSUED_AT},
 };
 
 /* Does the table have the columns read directly, where expected? */
@@ -214,11 +217,11 @@ journal_sha256_array(const uint8 *digests, const bool *has, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		bytea	   *digest = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+		bytea	   *digest = palloc(VARHDRSZ + JOURNAL_DIGEST_LEN);
 
-		SET_VARSIZE(digest, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-		memcpy(VARDATA(digest), digests + i * PG_SHA256_DIGEST_LENGTH,
-			   PG_SHA256_DIGEST_LENGTH);
+		SET_VARSIZE(digest, VARHDRSZ + JOURNAL_DIGEST_LEN);
+		memcpy(VARDATA(digest), digests + i * JOURNAL_DIGEST_LEN,
+			   JOURNAL_DIGEST_LEN);
 		nulls[i] = !has[i];
 		elems[i] = PointerGetDatum(digest);
 	}
@@ -232,6 +235,10 @@ journal_wipe_array(Datum array)
 	explicit_bzero(DatumGetPointer(array), VARSIZE(DatumGetPointer(array)));
 }
 
+/*
+ * Inserts the entries in one statement, in the current transaction.
+ * Returns false when the extension has no journal.
+ */
 bool
 journal_store_insert(Oid schema, const JournalEntry *entries, int n)
 {
@@ -240,7 +247,7 @@ journal_store_insert(Oid schema, const JournalEntry *entries, int n)
 	const char **users = palloc(sizeof(char *) * Max(n, 1));
 	const char **access_tokens = palloc(sizeof(char *) * Max(n, 1));
 	const char **refresh_tokens = palloc(sizeof(char *) * Max(n, 1));
-	uint8	   *spent = palloc(PG_SHA256_DIGEST_LENGTH * Max(n, 1));
+	uint8	   *spent = palloc(JOURNAL_DIGEST_LEN * Max(n, 1));
 	bool	   *has_spent = palloc(sizeof(bool) * Max(n, 1));
 	TimestampTz *access = palloc(sizeof(TimestampTz) * Max(n, 1));
 	TimestampTz *refresh = palloc(sizeof(TimestampTz) * Max(n, 1));
@@ -255,8 +262,8 @@ journal_store_insert(Oid schema, const JournalEntry *entries, int n)
 	{
 		tables[i] = entries[i].table_name;
 		users[i] = entries[i].user_ulid;
-		memcpy(spent + i * PG_SHA256_DIGEST_LENGTH, entries[i].spent_sha256,
-			   PG_SHA256_DIGEST_LENGTH);
+		memcpy(spent + i * JOURNAL_DIGEST_LEN, entries[i].spent_sha256,
+			   JOURNAL_DIGEST_LEN);
 		has_spent[i] = entries[i].has_spent;
 		access_tokens[i] = entries[i].access_token;
 		refresh_tokens[i] = entries[i].refresh_token;
@@ -353,7 +360,7 @@ journal_store_user_index(Relation rel)
 static Relation
 journal_store_open(Oid schema, LOCKMODE lockmode)
 {
-	Oid			relid = get_relname_relid(JOURNAL_TABLE, schema);
+	Oid			relid = spi_pinned_extension_table(schema, JOURNAL_TABLE);
 	Relation	rel;
 
 	if (!OidIsValid(relid))
@@ -367,130 +374,114 @@ journal_store_open(Oid schema, LOCKMODE lockmode)
 	return rel;
 }
 
-/*
- * One user's entries: the newest into *pair (in the current memory
- * context) when one of them supersedes the row's token.
- */
-static void
-journal_store_find_user(Relation rel, Oid index, Snapshot snapshot,
-						Datum table_name, const char *user,
-						const uint8 *row_token_sha256, bool has_row_token,
-						JournalPair *pair)
+/* A copy of one column's text, or NULL. */
+static char *
+journal_store_text(HeapTuple tuple, TupleDesc desc, AttrNumber attnum)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	ScanKeyData keys[2];
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	HeapTuple	newest = NULL;
-	int64		newest_id = 0;
-	bool		superseded = false;
+	bool		isnull;
+	Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
 
-	ScanKeyEntryInitialize(&keys[0], 0, JOURNAL_ATT_TABLE_NAME,
-						   BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ, table_name);
-	ScanKeyEntryInitialize(&keys[1], 0, JOURNAL_ATT_USER_ULID,
-						   BTEqualStrategyNumber, InvalidOid,
-						   DEFAULT_COLLATION_OID, F_TEXTEQ,
-						   CStringGetTextDatum(user));
-	scan = systable_beginscan(rel, index, true, snapshot, 2, keys);
-	while ((tuple = systable_getnext(scan)) != NULL)
-	{
-		bool		isnull;
-		int64		id;
-		Datum		spent;
-
-		if (pair->n_seen % 4 == 0)
-			pair->seen = pair->seen == NULL ?
-				palloc(sizeof(ItemPointerData) * 4) :
-				repalloc(pair->seen, sizeof(ItemPointerData) * (pair->n_seen + 4));
-		pair->seen[pair->n_seen++] = tuple->t_self;
-		id = DatumGetInt64(heap_getattr(tuple, JOURNAL_ATT_ID, desc, &isnull));
-		spent = heap_getattr(tuple, JOURNAL_ATT_SPENT, desc, &isnull);
-
-		if (isnull)
-			superseded |= !has_row_token;
-		else if (has_row_token)
-		{
-			bytea	   *digest = DatumGetByteaPP(spent);
-
-			superseded |= VARSIZE_ANY_EXHDR(digest) == PG_SHA256_DIGEST_LENGTH &&
-				memcmp(VARDATA_ANY(digest), row_token_sha256,
-					   PG_SHA256_DIGEST_LENGTH) == 0;
-		}
-		if (newest == NULL || id > newest_id)
-		{
-			if (newest != NULL)
-			{
-				explicit_bzero(newest->t_data, newest->t_len);
-				heap_freetuple(newest);
-			}
-			newest = heap_copytuple(tuple);
-			newest_id = id;
-		}
-	}
-	systable_endscan(scan);
-	if (newest != NULL && superseded)
-	{
-		bool		null_access;
-		bool		null_refresh;
-		bool		null_expiry;
-		bool		isnull;
-		Datum		access = heap_getattr(newest, JOURNAL_ATT_ACCESS_TOKEN,
-										  desc, &null_access);
-		Datum		refresh = heap_getattr(newest, JOURNAL_ATT_REFRESH_TOKEN,
-										   desc, &null_refresh);
-		Datum		expiry = heap_getattr(newest, JOURNAL_ATT_ACCESS_EXPIRY,
-										  desc, &null_expiry);
-		Datum		value;
-
-		/* The columns are NOT NULL; a hand-edited entry is not adopted. */
-		if (!null_access && !null_refresh && !null_expiry)
-		{
-			pair->found = true;
-			pair->access_token = TextDatumGetCString(access);
-			pair->refresh_token = TextDatumGetCString(refresh);
-			pair->access_expires_at = DatumGetTimestampTz(expiry);
-			value = heap_getattr(newest, JOURNAL_ATT_REFRESH_EXPIRY, desc,
-								 &isnull);
-			pair->has_refresh_expiry = !isnull;
-			pair->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
-		}
-	}
-	if (newest != NULL)
-	{
-		explicit_bzero(newest->t_data, newest->t_len);
-		heap_freetuple(newest);
-	}
+	return isnull ? NULL : TextDatumGetCString(value);
 }
 
-void
-journal_store_find(Oid schema, const char *table_name,
-				   const char *const *users, const uint8 *row_token_sha256,
-				   const bool *has_row_token, int n, JournalPair *pairs)
+/* One entry as read, into *found. */
+static void
+journal_store_read_entry(HeapTuple tuple, TupleDesc desc, int user_index,
+						 const char *user, JournalStoreEntry *found)
 {
+	JournalEntry *e = &found->entry;
+	bool		isnull;
+	Datum		value;
+
+	memset(found, 0, sizeof(*found));
+	found->user_index = user_index;
+	found->tid = tuple->t_self;
+	e->user_ulid = user;
+	value = heap_getattr(tuple, JOURNAL_ATT_SPENT, desc, &isnull);
+	if (!isnull)
+	{
+		bytea	   *digest = DatumGetByteaPP(value);
+
+		/* A digest of another length supersedes nothing. */
+		e->has_spent = true;
+		if (VARSIZE_ANY_EXHDR(digest) == JOURNAL_DIGEST_LEN)
+			memcpy(e->spent_sha256, VARDATA_ANY(digest), JOURNAL_DIGEST_LEN);
+		else
+			found->unusable = true;
+	}
+	e->access_token = journal_store_text(tuple, desc, JOURNAL_ATT_ACCESS_TOKEN);
+	e->refresh_token = journal_store_text(tuple, desc, JOURNAL_ATT_REFRESH_TOKEN);
+	value = heap_getattr(tuple, JOURNAL_ATT_ACCESS_EXPIRY, desc, &isnull);
+	/* The columns are NOT NULL; a hand-edited entry is not adopted. */
+	found->unusable |= isnull || e->access_token == NULL ||
+		e->refresh_token == NULL;
+	e->access_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+	value = heap_getattr(tuple, JOURNAL_ATT_REFRESH_EXPIRY, desc, &isnull);
+	e->has_refresh_expiry = !isnull;
+	e->refresh_expires_at = isnull ? 0 : DatumGetTimestampTz(value);
+	value = heap_getattr(tuple, JOURNAL_ATT_ISSUED_AT, desc, &isnull);
+	found->issued_at = isnull ? 0 : DatumGetTimestampTz(value);
+}
+
+/*
+ * Every entry of the n users of table_name, in the caller's memory (their
+ * tokens are the caller's to wipe), *n_found of them, each user's in the
+ * order they were written.  Read with the latest snapshot, not the
+ * transaction's: under REPEATABLE READ an entry a writer committed since
+ * is still to be seen.
+ */
+JournalStoreEntry *
+journal_store_read(Oid schema, const char *table_name,
+				   const char *const *users, int n, int *n_found)
+{
+	JournalStoreEntry *found = NULL;
+	int			capacity = 0;
 	Relation	rel;
 	Snapshot	snapshot;
 	Datum		table_datum;
+	Oid			index;
 	int			i;
 
-	memset(pairs, 0, sizeof(JournalPair) * n);
+	*n_found = 0;
 	if (n == 0 || (rel = journal_store_open(schema, AccessShareLock)) == NULL)
-		return;
-	/*
-	 * The latest snapshot, not the transaction's: under REPEATABLE READ an
-	 * entry another session's writer committed since is still to be seen.
-	 */
+		return NULL;
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	table_datum = CStringGetTextDatum(table_name);
+	index = journal_store_user_index(rel);
 	for (i = 0; i < n; i++)
-		journal_store_find_user(rel, journal_store_user_index(rel), snapshot,
-								table_datum, users[i],
-								row_token_sha256 + i * PG_SHA256_DIGEST_LENGTH,
-								has_row_token[i], &pairs[i]);
+	{
+		ScanKeyData keys[2];
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyEntryInitialize(&keys[0], 0, JOURNAL_ATT_TABLE_NAME,
+							   BTEqualStrategyNumber, InvalidOid,
+							   DEFAULT_COLLATION_OID, F_TEXTEQ, table_datum);
+		ScanKeyEntryInitialize(&keys[1], 0, JOURNAL_ATT_USER_ULID,
+							   BTEqualStrategyNumber, InvalidOid,
+							   DEFAULT_COLLATION_OID, F_TEXTEQ,
+							   CStringGetTextDatum(users[i]));
+		scan = systable_beginscan(rel, index, true, snapshot, 2, keys);
+		while ((tuple = systable_getnext(scan)) != NULL)
+		{
+			if (*n_found == capacity)
+			{
+				capacity = Max(8, capacity * 2);
+				found = found == NULL ?
+					palloc(sizeof(JournalStoreEntry) * capacity) :
+					repalloc(found, sizeof(JournalStoreEntry) * capacity);
+			}
+			journal_store_read_entry(tuple, RelationGetDescr(rel), i,
+									 users[i], &found[(*n_found)++]);
+		}
+		systable_endscan(scan);
+	}
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
+	return found;
 }
 
+/* The users of table_name with entries (palloc'd; *n of them). */
 char	  **
 journal_store_users(Oid schema, const char *table_name, int *n)
 {
@@ -542,39 +533,42 @@ journal_store_users(Oid schema, const char *table_name, int *n)
 	return users;
 }
 
+/*
+ * Deletes the entries at the n tids, in this transaction (so that a
+ * rollback keeps them).  Without wait, an entry another open transaction
+ * is deleting is left to it; one someone else deleted meanwhile is gone
+ * all the same.
+ */
 void
-journal_store_forget_seen(Oid schema, const JournalPair *pairs, int n,
-						  bool wait)
+journal_store_delete(Oid schema, const ItemPointerData *tids, int n,
+					 bool wait)
 {
 	Relation	rel;
 	Snapshot	snapshot;
 	int			i;
-	int			k;
 
-	for (i = 0; i < n && pairs[i].n_seen == 0; i++)
-		;
-	if (i == n || (rel = journal_store_open(schema, RowExclusiveLock)) == NULL)
+	if (n == 0 || (rel = journal_store_open(schema, RowExclusiveLock)) == NULL)
 		return;
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	for (i = 0; i < n; i++)
-		for (k = 0; k < pairs[i].n_seen; k++)
-		{
-			TM_FailureData failure;
+	{
+		TM_FailureData failure;
+		ItemPointerData tid = tids[i];
 
-			/*
-			 * An entry someone else deleted meanwhile (the job's pruning) is
-			 * gone all the same, and one an open transaction is deleting
-			 * (without wait) will be: any outcome but an error will do.
-			 */
-			(void) table_tuple_delete(rel, &pairs[i].seen[k],
-									  GetCurrentCommandId(true), snapshot,
-									  InvalidSnapshot, wait, &failure, false);
-		}
+		(void) table_tuple_delete(rel, &tid, GetCurrentCommandId(true),
+								  snapshot, InvalidSnapshot, wait, &failure,
+								  false);
+	}
 	UnregisterSnapshot(snapshot);
 	table_close(rel, RowExclusiveLock);
 	CommandCounterIncrement();
 }
 
+/*
+ * Deletes every entry of the n users, whose rows now hold the newest pair,
+ * in this transaction (so a rollback keeps the entries).  One statement,
+ * with the latest snapshot: entries a writer just committed go too.
+ */
 void
 journal_store_forget(Oid schema, const char *table_name,
 					 const char *const *users, int n)
@@ -596,8 +590,12 @@ journal_store_forget(Oid schema, const char *table_name,
 	spi_pinned_end(&session);
 }
 
+/*
+ * Is there a journal: a table of the name in schema that is a member of
+ * the extension (objects older than 1.2 have none)?
+ */
 bool
 journal_store_exists(Oid schema)
 {
-	return OidIsValid(get_relname_relid(JOURNAL_TABLE, schema));
+	return OidIsValid(spi_pinned_extension_table(schema, JOURNAL_TABLE));
 }

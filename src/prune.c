@@ -9,11 +9,8 @@
  */
 #include "postgres.h"
 
-#include "common/sha2.h"
-
 #include "failure_store.h"
 #include "journal.h"
-#include "journal_store.h"
 #include "prune.h"
 #include "token_store.h"
 
@@ -44,8 +41,11 @@ prune_read_rows(const RefreshConfig *config, char **users, int n,
 
 /*
  * Deletes the journal's entries that no row needs any more: those of users
- * whose row is not stale (it holds a pair no entry supersedes) or is gone.
- * Returns how many went.  In the caller's transaction.
+ * whose row was seen holding their pair or a newer one (no entry
+ * supersedes its token).  A row not seen may be hidden by row-level
+ * security rather than gone: its entries stay, unless past any use (their
+ * refresh token expired, or over a year old).  Returns how many went.  In
+ * the caller's transaction.
  */
 int
 prune_journal(const RefreshConfig *config)
@@ -57,21 +57,23 @@ prune_journal(const RefreshConfig *config)
 	bool	   *has_row;
 	TokenRow   *rows;
 	JournalPair *pairs;
+	JournalPair *obsolete;
 	int			n_obsolete = 0;
+	int			n_unseen = 0;
 	int			n_entries = 0;
 	int			i;
 
-	if (!OidIsValid(config->extension_schema) ||
-		!journal_store_exists(config->extension_schema))
+	if (!OidIsValid(config->extension_schema))
 		return 0;
-	users = journal_store_users(config->extension_schema, config->table_name,
-								&n_users);
+	users = journal_users(config->extension_schema, config->table_name,
+						  &n_users);
 	if (n_users == 0)
 		return 0;
-	digests = palloc(PG_SHA256_DIGEST_LENGTH * n_users);
+	digests = palloc(JOURNAL_DIGEST_LEN * n_users);
 	has_token = palloc(sizeof(bool) * n_users);
 	has_row = palloc(sizeof(bool) * n_users);
 	pairs = palloc(sizeof(JournalPair) * n_users);
+	obsolete = palloc(sizeof(JournalPair) * n_users);
 	rows = palloc(sizeof(TokenRow) * n_users);
 	if (!prune_read_rows(config, users, n_users, rows, has_row))
 		return 0;
@@ -80,22 +82,27 @@ prune_journal(const RefreshConfig *config)
 		has_token[i] = has_row[i] && rows[i].refresh_token != NULL;
 		if (has_token[i])
 			journal_token_sha256(rows[i].refresh_token,
-								 digests + i * PG_SHA256_DIGEST_LENGTH);
+								 digests + i * JOURNAL_DIGEST_LEN);
 	}
-	journal_store_find(config->extension_schema, config->table_name,
-					   (const char *const *) users, digests, has_token,
-					   n_users, pairs);
+	journal_lookup(config->extension_schema, config->table_name,
+				   (const char *const *) users, digests, has_token, n_users,
+				   pairs);
 	for (i = 0; i < n_users; i++)
 	{
-		/* A stale row still needs its entries; others, and the gone, not. */
-		if (has_row[i] && pairs[i].found)
-			continue;
-		n_entries += pairs[i].n_seen;
-		pairs[n_obsolete++] = pairs[i];
+		if (!has_row[i])
+		{
+			n_entries += pairs[i].n_expired;
+			pairs[n_unseen++] = pairs[i];
+		}
+		else if (!pairs[i].found)
+		{
+			n_entries += pairs[i].n_seen;
+			obsolete[n_obsolete++] = pairs[i];
+		}
 	}
 	/* Not waiting for an application's open transaction: the next run will. */
-	journal_store_forget_seen(config->extension_schema, pairs, n_obsolete,
-							  false);
+	journal_forget_expired(config->extension_schema, pairs, n_unseen);
+	journal_forget_seen(config->extension_schema, obsolete, n_obsolete, false);
 	return n_entries;
 }
 

@@ -50,9 +50,7 @@ typedef struct RateLimitShared
 
 static RateLimitShared *rate_shared = NULL;
 
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 int64
@@ -64,7 +62,6 @@ rate_limit_now_us(void)
 	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 static void
 rate_limit_shmem_request(void)
 {
@@ -72,7 +69,6 @@ rate_limit_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(RateLimitShared)));
 }
-#endif
 
 static void
 rate_limit_shmem_startup(void)
@@ -97,12 +93,8 @@ rate_limit_shmem_startup(void)
 void
 rate_limit_init(void)
 {
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = rate_limit_shmem_request;
-#else
-	RequestAddinShmemSpace(MAXALIGN(sizeof(RateLimitShared)));
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = rate_limit_shmem_startup;
 }

@@ -29,7 +29,6 @@
 
 #include "failure_store.h"
 #include "journal.h"
-#include "journal_store.h"
 #include "refresh.h"
 #include "stats.h"
 #include "token_store.h"
@@ -54,16 +53,13 @@ typedef struct RefreshTask
 	TokenUpdate update;
 	const char *method;			/* the endpoint that issued it, or "journal" */
 	bool		has_spent;		/* the row held a refresh token ... */
-	uint8		spent_sha256[PG_SHA256_DIGEST_LENGTH];	/* ... this one */
+	uint8		spent_sha256[JOURNAL_DIGEST_LEN];	/* ... this one */
 	JournalPair journal;		/* what the journal held for the user */
 	bool		recovered;		/* the row's pair came from the journal */
 	bool		issued;			/* update is a pair Cal.com just issued */
 	bool		no_call;		/* the adopted pair is good enough */
 	bool		stored;			/* the row now holds update */
 } RefreshTask;
-
-/* A WARNING that the journal is not working, once per session. */
-static bool journal_warned = false;
 
 void
 refresh_set_failure(CalResult *result, const char *error_code,
@@ -282,7 +278,7 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 			  TimestampTz good_until)
 {
 	const char **users = palloc(sizeof(char *) * Max(n_tasks, 1));
-	uint8	   *digests = palloc(PG_SHA256_DIGEST_LENGTH * Max(n_tasks, 1));
+	uint8	   *digests = palloc(JOURNAL_DIGEST_LEN * Max(n_tasks, 1));
 	bool	   *has_token = palloc(sizeof(bool) * Max(n_tasks, 1));
 	JournalPair *pairs = palloc(sizeof(JournalPair) * Max(n_tasks, 1));
 	int			i;
@@ -300,12 +296,12 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 		{
 			journal_token_sha256(tasks[i].row.refresh_token,
 								 tasks[i].spent_sha256);
-			memcpy(digests + i * PG_SHA256_DIGEST_LENGTH,
-				   tasks[i].spent_sha256, PG_SHA256_DIGEST_LENGTH);
+			memcpy(digests + i * JOURNAL_DIGEST_LEN,
+				   tasks[i].spent_sha256, JOURNAL_DIGEST_LEN);
 		}
 	}
-	journal_store_find(config->extension_schema, config->table_name, users,
-					   digests, has_token, n_tasks, pairs);
+	journal_lookup(config->extension_schema, config->table_name, users,
+				   digests, has_token, n_tasks, pairs);
 	for (i = 0; i < n_tasks; i++)
 	{
 		RefreshTask *task = &tasks[i];
@@ -359,7 +355,7 @@ refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
 		entry->user_ulid = update->user_ulid;
 		entry->has_spent = tasks[i].has_spent;
 		memcpy(entry->spent_sha256, tasks[i].spent_sha256,
-			   PG_SHA256_DIGEST_LENGTH);
+			   JOURNAL_DIGEST_LEN);
 		entry->access_token = update->access_token;
 		entry->refresh_token = update->refresh_token;
 		entry->access_expires_at = update->access_expires_at;
@@ -368,55 +364,6 @@ refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
 		(*n)++;
 	}
 	return entries;
-}
-
-/* The journal did not take the pairs: the call goes on, and says so. */
-static void
-refresh_journal_failed(int n, const char *why)
-{
-	ereport(LOG,
-			(errmsg("cal_refresh: %d new pair(s) not journaled: %s", n, why),
-			 errdetail("Should this transaction not commit, those pairs are lost.")));
-	if (!journal_warned)
-		ereport(WARNING,
-				(errmsg("cal_refresh: the journal is not working: %s", why),
-				 errdetail("New pairs live only in this transaction; should it "
-						   "not commit, they are lost and force refresh is "
-						   "needed."),
-				 errhint("See the server log; this is said once per session.")));
-	journal_warned = true;
-}
-
-/*
- * Hands the pairs Cal.com just issued to the journal writer, all at once;
- * returns whether refresh_journal_await has to wait for them.
- */
-static bool
-refresh_journal_hand_over(const RefreshConfig *config,
-						  const JournalEntry *entries, int n)
-{
-	const char *why;
-
-	if (n == 0 || !OidIsValid(config->extension_schema))
-		return false;
-	if (!journal_store_exists(config->extension_schema))
-		why = "the extension's objects predate the journal "
-			"(ALTER EXTENSION cal_refresh UPDATE adds it)";
-	else if (journal_hand_over(config->extension_schema, entries, n, &why))
-		return true;
-	refresh_journal_failed(n, why);
-	return false;
-}
-
-/* Waits until the writer has committed the pairs handed over. */
-static void
-refresh_journal_await(const RefreshConfig *config,
-					  const JournalEntry *entries, int n)
-{
-	const char *why;
-
-	if (!journal_await(config->extension_schema, entries, n, &why))
-		refresh_journal_failed(n, why);
 }
 
 /*
@@ -625,8 +572,45 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 	 * commits.  The entries of the pairs just issued stay: the next refresh
 	 * of the user, or the job's pruning, deletes them.
 	 */
-	journal_store_forget_seen(config->extension_schema, stored, n_stored,
-							  true);
+	journal_forget_seen(config->extension_schema, stored, n_stored, true);
+}
+
+/* One refresh's requests, run under journal_protect. */
+typedef struct RefreshRequests
+{
+	const RefreshConfig *config;
+	RefreshTask *tasks;
+	int			n_tasks;
+	CalBatch   *batch;
+	const char *failing;		/* why the batch stopped, or NULL */
+} RefreshRequests;
+
+/* Sends each task's refresh, and each fallback as its refresh fails. */
+static void
+refresh_send(void *arg)
+{
+	RefreshRequests *requests = (RefreshRequests *) arg;
+	const CalCallResult *call;
+	void	   *tag;
+	int			i;
+
+	for (i = 0; i < requests->n_tasks; i++)
+		if (!requests->tasks[i].no_call)
+			refresh_task_start(requests->batch, &requests->tasks[i]);
+	while ((call = calcom_batch_next(requests->batch, &tag)) != NULL)
+		refresh_task_call_done(requests->batch, (RefreshTask *) tag, call);
+	if (calcom_batch_failing(requests->batch) != NULL)
+		requests->failing = pstrdup(calcom_batch_failing(requests->batch));
+}
+
+/* The pairs the requests issued so far, for the journal. */
+static JournalEntry *
+refresh_issued(void *arg, int *n)
+{
+	RefreshRequests *requests = (RefreshRequests *) arg;
+
+	return refresh_journal_entries(requests->config, requests->tasks,
+								   requests->n_tasks, n);
 }
 
 /*
@@ -637,78 +621,32 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
  * limit), nor, in the background, once Cal.com is failing: then the
  * description of its failure is returned (else NULL).  A stale row adopts
  * the journal's pair first (refresh_adopt), and is not sent at all when
- * that pair is good until good_until.
+ * that pair is good until good_until.  The requests run protected by the
+ * journal (journal_protect): the pairs they issue are handed over before
+ * any interrupt can end the call.
  */
 static const char *
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 					int n_tasks, int max_concurrency, bool background,
 					int start_within_ms, TimestampTz good_until)
 {
-	CalBatch   *batch = calcom_batch_create(&config->client, max_concurrency,
-											background, start_within_ms);
-	const CalCallResult *call;
-	const char *failing;
-	JournalEntry *entries;
-	int			n_entries;
-	bool		handed_over;
-	bool		cancel_held;
-	void	   *tag;
-	int			i;
+	RefreshRequests requests;
+	JournalIssuer issuer = {refresh_send, refresh_issued, &requests};
 
 	refresh_adopt(config, tasks, n_tasks, good_until);
-	for (i = 0; i < n_tasks; i++)
-		if (!tasks[i].no_call)
-			refresh_task_start(batch, &tasks[i]);
-	while ((call = calcom_batch_next(batch, &tag)) != NULL)
-		refresh_task_call_done(batch, (RefreshTask *) tag, call);
-	failing = calcom_batch_failing(batch);
-	if (failing != NULL)
-		failing = pstrdup(failing);
-	cancel_held = calcom_batch_cancel_held(batch);
-	calcom_batch_end(batch);
+	requests.config = config;
+	requests.tasks = tasks;
+	requests.n_tasks = n_tasks;
+	requests.batch = calcom_batch_create(&config->client, max_concurrency,
+										 background, start_within_ms);
+	requests.failing = NULL;
+	journal_protect(config->extension_schema, &issuer);
+	calcom_batch_end(requests.batch);
 
-	/*
-	 * The writer commits the new pairs while they are stored in the rows
-	 * and the outcomes recorded; they are returned only once it has.  A
-	 * cancel held back while their requests were under way is raised as
-	 * soon as the writer has them.
-	 */
-	entries = refresh_journal_entries(config, tasks, n_tasks, &n_entries);
-	handed_over = refresh_journal_hand_over(config, entries, n_entries);
-
-	/*
-	 * Before anything can end this transaction, the writer has what it
-	 * was handed: a transaction that has aborted no longer makes a session
-	 * that wants a user's row wait, and that session must find the pair.
-	 * A pending cancel or termination (held back or new) waits for the
-	 * writer first; an error while storing waits for it before it goes on.
-	 */
-	if (!cancel_held)
-		HOLD_INTERRUPTS();
-	if (handed_over && InterruptPending)
-		journal_wait_unacknowledged();
-	RESUME_INTERRUPTS();
-	CHECK_FOR_INTERRUPTS();
-	PG_TRY();
-	{
-		refresh_store_kept(config, tasks, n_tasks, background);
-		refresh_record_outcomes(config, tasks, n_tasks);
-	}
-	PG_CATCH();
-	{
-		if (handed_over)
-		{
-			HOLD_INTERRUPTS();
-			journal_wait_unacknowledged();
-			RESUME_INTERRUPTS();
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (handed_over)
-		refresh_journal_await(config, entries, n_entries);
+	refresh_store_kept(config, tasks, n_tasks, background);
+	refresh_record_outcomes(config, tasks, n_tasks);
 	refresh_wipe_kept(tasks, n_tasks);
-	return failing;
+	return requests.failing;
 }
 
 /*
@@ -921,7 +859,7 @@ refresh_store_given_tokens(const RefreshConfig *config, const char *user_ulid,
 	if (result->success && OidIsValid(config->extension_schema))
 	{
 		failure_store_clear(config->extension_schema, &user_ulid, 1);
-		journal_store_forget(config->extension_schema, config->table_name,
+		journal_forget_users(config->extension_schema, config->table_name,
 							 &user_ulid, 1);
 	}
 }

@@ -42,6 +42,9 @@ extern Oid	spi_pinned_rel_owner(Oid relid);
  */
 extern void spi_pinned_run_as_reader(SpiPinned *session, Oid owner);
 
+/* The extension's own table in schema (a member of it), or InvalidOid. */
+extern Oid	spi_pinned_extension_table(Oid schema, const char *table);
+
 /*
  * For the extension's own tables: starts a session as the owner of table
  * in schema, and returns its relid, or InvalidOid (no session) when there

@@ -27,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "journal_buffer.h"
 #include "stats.h"
 
 /* One endpoint and outcome. */
@@ -48,22 +49,21 @@ typedef struct StatsShared
 	int64		throttled;		/* 429 answers */
 	int64		retries;		/* requests that repeated an earlier one */
 	int64		slot_wait_us;	/* waiting for the request budget */
+	int64		unjournaled;	/* pairs the journal could not take */
+	int64		writer_failures;	/* journal writers that could not start */
 } StatsShared;
 
 bool		stats_track = true;
 
 static StatsShared *stats_shared = NULL;
 
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(cal_refresh_stats_requests);
 PG_FUNCTION_INFO_V1(cal_refresh_stats_counts);
 PG_FUNCTION_INFO_V1(cal_refresh_stats_reset);
 
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 static void
 stats_shmem_request(void)
 {
@@ -71,7 +71,6 @@ stats_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(StatsShared)));
 }
-#endif
 
 /* Everything zero but the lock; reset at now. */
 static void
@@ -104,12 +103,8 @@ stats_shmem_startup(void)
 void
 stats_init(void)
 {
-#ifdef CAL_HAVE_SHMEM_REQUEST_HOOK
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = stats_shmem_request;
-#else
-	RequestAddinShmemSpace(MAXALIGN(sizeof(StatsShared)));
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = stats_shmem_startup;
 }
@@ -179,6 +174,31 @@ stats_count_stored(int refreshed, int recovered)
 	SpinLockRelease(&stats_shared->mutex);
 }
 
+/*
+ * Pairs Cal.com issued that the journal could not take (they live only in
+ * the caller's transaction).
+ */
+void
+stats_count_unjournaled(int pairs)
+{
+	if (!stats_counting() || pairs <= 0)
+		return;
+	SpinLockAcquire(&stats_shared->mutex);
+	stats_shared->unjournaled += pairs;
+	SpinLockRelease(&stats_shared->mutex);
+}
+
+/* A journal writer could not be started (no background worker slot). */
+void
+stats_count_writer_start_failure(void)
+{
+	if (!stats_counting())
+		return;
+	SpinLockAcquire(&stats_shared->mutex);
+	stats_shared->writer_failures++;
+	SpinLockRelease(&stats_shared->mutex);
+}
+
 /* The views read shared memory: without the preloaded library, none. */
 static void
 stats_require_shared(void)
@@ -241,19 +261,23 @@ cal_refresh_stats_requests(PG_FUNCTION_ARGS)
 /*
  * cal_refresh_stats_counts() returns (stats_reset timestamptz,
  * refreshed_users, force_refreshes, journal_recoveries, throttled,
- * retries bigint, slot_wait_ms double precision).
+ * retries bigint, slot_wait_ms double precision) and, from 1.4 on,
+ * (unjournaled_pairs, journal_writer_failures, journal_pending bigint):
+ * as many as the installed objects' row type has.
  */
 Datum
 cal_refresh_stats_counts(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	StatsShared copy;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	TimestampTz oldest;
+	Datum		values[10];
+	bool		nulls[10] = {false};
 
 	stats_require_shared();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE ||
+		(tupdesc->natts != 7 && tupdesc->natts != 10))
+		elog(ERROR, "return type must be a row type of 7 or 10 columns");
 	SpinLockAcquire(&stats_shared->mutex);
 	memcpy(&copy, stats_shared, sizeof(copy));
 	SpinLockRelease(&stats_shared->mutex);
@@ -265,6 +289,9 @@ cal_refresh_stats_counts(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(copy.throttled);
 	values[5] = Int64GetDatum(copy.retries);
 	values[6] = Float8GetDatum(stats_ms(copy.slot_wait_us));
+	values[7] = Int64GetDatum(copy.unjournaled);
+	values[8] = Int64GetDatum(copy.writer_failures);
+	values[9] = Int64GetDatum(journal_buffer_pending(InvalidOid, &oldest));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values,
 													  nulls)));
 }

@@ -21,5 +21,7 @@ extern void stats_count_request(CalEndpoint endpoint, CalOutcome outcome,
 extern void stats_count_slot_wait(int64 wait_us);
 extern void stats_count_force_refresh(void);
 extern void stats_count_stored(int refreshed, int recovered);
+extern void stats_count_unjournaled(int pairs);
+extern void stats_count_writer_start_failure(void);
 
 #endif							/* STATS_H */

@@ -8,6 +8,7 @@
 #                           any failure
 #   test/harness.sh demo    refresh a demo user and show the row before/after
 #   test/harness.sh bench   run bench/*.sh (by hand; not part of `make test`)
+#   test/harness.sh soak    run test/soak.sh (by hand; SOAK_MINUTES, SOAK_SEED)
 set -euo pipefail
 
 mode=${1:-test}
@@ -155,8 +156,12 @@ bench)
 		[ -e "$b" ] && bash "$b"
 	done
 	;;
+soak)
+	setup
+	bash "$CAL_TOP/test/soak.sh"
+	;;
 *)
-	log "usage: $0 test|demo|bench"
+	log "usage: $0 test|demo|bench|soak"
 	exit 2
 	;;
 esac

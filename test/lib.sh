@@ -207,6 +207,11 @@ cluster_start() {
 		local line
 		for line in "$@"; do echo "$line"; done
 	} | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+	# CAL_BEFORE_START: a command run between initdb and the start (the data
+	# directory is "$1").
+	if [ -n "${CAL_BEFORE_START:-}" ]; then
+		bash -c "$CAL_BEFORE_START" _ "$dir/data" || return 1
+	fi
 	# CAL_POSTGRES_BIN runs the server through a wrapper (valgrind).
 	as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
 		-p "${CAL_POSTGRES_BIN:-$PG_BIN/postgres}" start \

@@ -88,6 +88,18 @@ is "$status" ok "README's pg_cron block runs as written${out:+: $out}"
 is "$(cpsql cron postgres -At -F ' ' -c "SELECT jobname, schedule FROM cron.job ORDER BY jobname")" \
 	"cal-refresh */5 * * * *
 cron-history-cleanup 17 3 * * *" "...scheduling our job and the history cleanup"
+# cal_refresh_check() reads pg_cron's own cron.job: the job is found,
+# then not once it is inactive.
+is "$(cpsql cron postgres -At -F '|' -c "SELECT ok, detail FROM cal_refresh_check()
+	WHERE \"check\" = 'pg_cron job'")" \
+	"t|active jobs of this database calling cal_refresh_expiring_tokens: 1 (schedule */5 * * * *)" \
+	"cal_refresh_check() finds the job in pg_cron's cron.job"
+cpsql cron postgres -c "SELECT cron.alter_job(jobid, active := false) FROM cron.job
+	WHERE jobname = 'cal-refresh'" >/dev/null
+is "$(cpsql cron postgres -At -F '|' -c "SELECT ok, detail FROM cal_refresh_check()
+	WHERE \"check\" = 'pg_cron job'")" \
+	"f|no active job in cron.job calls cal_refresh_expiring_tokens in this database" \
+	"...and says so once it is inactive"
 cleanup_command=$(cpsql cron postgres -At -c "SELECT command FROM cron.job
 	WHERE jobname = 'cron-history-cleanup'")
 cpsql cron postgres -c "INSERT INTO cron.job_run_details (jobid, runid, command,

@@ -140,7 +140,7 @@ like "$(cat "$vgdir/session.out")" "canceling statement due to statement timeout
 	"...and a batch cancelled half way"
 like "$(cat "$vgdir/session.out")" "recovered=true" "...and a pair recovered from the journal"
 like "$(cat "$vgdir/session.out")" "stats=[1-9].*info=true" "...and the statistics read and reset"
-like "$(cat "$vgdir/session.out")" "check=23.*oauth2=refresh.*wrapped=refresh.*grant=calcom_rejected.*o2check=23" \
+like "$(cat "$vgdir/session.out")" "check=24.*oauth2=refresh.*wrapped=refresh.*grant=calcom_rejected.*o2check=24" \
 	"...and cal_refresh_check and the OAuth2 flow"
 cluster_stop vg
 trap - EXIT
