@@ -3,7 +3,7 @@
 # transaction_timeout while a request is on the wire, a database that
 # refuses the writer's connection, a writer that cannot write or is killed
 # over and over, a row hidden by row-level security when the job prunes,
-# and a cancel that lands while a batch logs its users' failures.  In each,
+# and a cancel that lands while a batch writes a log line.  In each,
 # no pair Cal.com issued is lost: the next call recovers it with no force
 # refresh, which fails for good throughout.  Stand-in users 7600-7999.
 set -euo pipefail
@@ -247,39 +247,68 @@ out=$(cpsql main "$db3" -At -F '|' -c "SET jf.tenant = 'hidden'" -c "SELECT meth
 is "$out" "refresh|t" "the tenant's next refresh recovers the pair from the journal"
 is "$($CAL_STANDIN_CTL calls force_refresh)" "force_refresh=0" "...with no force refresh"
 
-# --- a cancel while a batch logs its users' failures ----------------------
-# 60 users fail (no token Cal.com knows, no managed user id: a LOG line
-# each) and 60 succeed, all answered together after 300 ms.  A log line
-# runs CHECK_FOR_INTERRUPTS; from the first request to the hand-over none
-# may raise the cancel.  The cancel lands at ten points in and around the
-# burst of answers; after each, no pair is lost.
-lost=0
-for round in $(seq 0 9); do
-	fresh
-	$CAL_STANDIN_CTL seed-many 7900 60 "rt-jb$round"
-	cpsql main "$db" >/dev/null <<SQL
-DELETE FROM cal_refresh_failure;
-DELETE FROM $table WHERE "userUlid" LIKE '01FC%' OR "userUlid" LIKE '01FD%';
-INSERT INTO $table SELECT '01FC' || i, 'a', 'rt-jb$round-' || i,
-	now() - interval '1 minute', i FROM generate_series(7900, 7959) i;
-INSERT INTO $table SELECT '01FD' || i, 'a', 'rt-unknown-' || i,
-	now() - interval '1 minute', NULL FROM generate_series(1, 60) i;
+# --- a cancel while a batch logs a user's failure ---------------------------
+# A log line runs CHECK_FOR_INTERRUPTS when it is written: from the first
+# request sent to the hand-over, none may raise.  A cluster of its own logs
+# into a pipe whose reader the test stops: a batch of two due users, one
+# refreshed and one failing (a token Cal.com does not know, no managed user
+# id: a LOG line), blocks writing that line.  The cancel arrives then, and
+# the pipe is drained: the cancel must not raise before the refreshed
+# user's pair is handed over.
+CAL_BEFORE_START='mkfifo -m 666 "$1/../server.log"
+	cat "$1/../server.log" >>"$1/../pipe.log" & echo $! >"$1/../reader.pid"' \
+	cluster_start logpipe yes "log_min_messages = log" "log_checkpoints = off"
+trap 'kill -CONT "$(cat "$CAL_WORK/logpipe/reader.pid")" 2>/dev/null; cluster_stop logpipe;
+	$CAL_STANDIN_CTL reset >/dev/null 2>&1 || true' EXIT
+cpsql logpipe postgres >/dev/null <<SQL
+CREATE EXTENSION cal_refresh;
+CREATE TABLE $table ("userUlid" text PRIMARY KEY, "calAccessToken" text,
+	"calRefreshToken" text, "calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
+INSERT INTO $table VALUES ('01FLA', 'a', 'rt-jf-7650', now() - interval '1 minute', 7650),
+	('01FLB', 'a', 'rt-unknown-7651', now() - interval '1 minute', NULL);
 SQL
-	$CAL_STANDIN_CTL latency 300
-	client f_burst "SET cal_refresh.max_concurrency = 128;" \
-		"SELECT count(*) FROM cal_refresh_expiring_tokens(max_users => 120);"
-	on_the_wire f_burst 120 || not_ok "round $round: the batch went out"
-	sleep "$(printf '0.%03d' $((270 + 10 * round)))"
-	cpsql main "$db" -At -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-		WHERE application_name = 'f_burst'" >/dev/null
-	wait "$client" || true
-	$CAL_STANDIN_CTL latency 0
-	cpsql main "$db" -At -c "SELECT count(*) FROM cal_refresh_expiring_tokens(max_users => 120)" >/dev/null
-	current=$(cpsql main "$db" -At -F ' ' -c "SELECT \"calManagedUserId\", \"calRefreshToken\"
-		FROM $table WHERE \"userUlid\" LIKE '01FC%'" | $CAL_STANDIN_CTL check-current | tail -1)
-	[ "$($CAL_STANDIN_CTL calls force_refresh)" = "force_refresh=0" ] &&
-		[ "$current" = "60 current, 0 not current" ] || lost=$((lost + 1))
+fresh
+$CAL_STANDIN_CTL seed 7650 rt-jf-7650
+$CAL_STANDIN_CTL latency 300
+"$PG_BIN/psql" -X -At -h "$LOGPIPE_HOST" -p "$LOGPIPE_PORT" -U postgres -d postgres \
+	-c "SET application_name = 'f_logpipe'" \
+	-c "SELECT count(*) FROM cal_refresh_expiring_tokens()" >"$CAL_WORK/f_logpipe.out" 2>&1 &
+client=$!
+for _ in $(seq 1 500); do
+	[ "$($CAL_STANDIN_CTL calls refresh)" = "refresh=2" ] && break
+	sleep 0.01
 done
-is "$lost" 0 "a cancel in and around a burst of logged failures loses no pair (10 rounds)"
+pid=$(cpsql logpipe postgres -At -c "SELECT pid FROM pg_stat_activity
+	WHERE application_name = 'f_logpipe'")
+reader=$(cat "$CAL_WORK/logpipe/reader.pid")
+kill -STOP "$reader"
+# Fill the pipe without blocking: the next line logged blocks its writer.
+"$CAL_PYTHON" - "$CAL_WORK/logpipe/server.log" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(fd, b"\n" * 4096)
+except BlockingIOError:
+    pass
+os.close(fd)
+PY
+blocked=no
+for _ in $(seq 1 500); do
+	[[ "$(cat "/proc/$pid/wchan" 2>/dev/null)" == *pipe_write* ]] && { blocked=yes; break; }
+	sleep 0.01
+done
+is "$blocked" yes "the batch blocks writing the failing user's log line"
+cpsql logpipe postgres -c "SELECT pg_cancel_backend($pid)" >/dev/null
+kill -CONT "$reader"
+wait "$client" || true
+like "$(cat "$CAL_WORK/f_logpipe.out")" "canceling statement due to user request" \
+	"the cancel takes effect once the line is written"
+$CAL_STANDIN_CTL latency 0
+out=$(cpsql logpipe postgres -At -F '|' -c "SELECT method, recovered_from_journal
+	FROM cal_refresh_user_tokens('01FLA')")
+is "$out" "refresh|t" "the refreshed user's pair was handed over before the cancel raised"
+is "$($CAL_STANDIN_CTL calls force_refresh)" "force_refresh=0" "...and no force refresh was needed"
+cluster_stop logpipe
 is "$(grep -c 'terminated by signal' "$log" || true)" 0 "no backend crashed"
 t_done
