@@ -38,9 +38,11 @@ FROM cal_refresh_user_tokens('01TX') r;
 SELECT "calRefreshToken" AS rt FROM public."CalendarIntegration" WHERE "userUlid" = '01TX' \gset
 \setenv RT :rt
 \! $CAL_STANDIN_CTL is-current 171 "$RT"
--- Once the row holds the newest pair, the journal holds that pair's own
--- entry alone (the next refresh, or the job's pruning, deletes it).
-SELECT count(*) AS journal_entries,
+-- Once the row holds the newest pair, no entry supersedes it, and the
+-- committed refresh's own pair was never written: its row held it at
+-- COMMIT (what the rollbacks left, the next refresh or the job deletes).
+SELECT count(*) FILTER (WHERE j.spent_token_sha256 =
+           sha256(convert_to(c."calRefreshToken", 'UTF8'))) AS superseding,
        count(*) FILTER (WHERE j.refresh_token = c."calRefreshToken") AS of_the_row
 FROM cal_refresh_journal j JOIN public."CalendarIntegration" c ON c."userUlid" = j.user_ulid
 WHERE j.user_ulid = '01TX';

@@ -14,7 +14,12 @@
  * caller's rollback, cancel or termination: every lookup reads them, and a
  * writer (journal_writer.c) commits them to cal_refresh_journal.  The
  * caller never waits for the writer: no call depends on one starting, on
- * a free worker slot, or on a healthy writer.  When the hand-over itself
+ * a free worker slot, or on a healthy writer.  When the caller commits
+ * with every pair of a hand-over stored in its row, that hand-over is
+ * needless and withdrawn before a writer takes it: a refresh that
+ * commits costs the journal no write at all; when it does not commit
+ * (rollback, a rolled-back savepoint, PREPARE, an error, the end of the
+ * session), its hand-overs are marked needed and written at once.  When the hand-over itself
  * fails (the buffer full, no shared memory for a batch's segment, the
  * library not preloaded), the pairs are still stored in the rows by the
  * caller as before; a WARNING says so and cal_refresh_stats_info counts
@@ -38,6 +43,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "miscadmin.h"
@@ -63,6 +69,22 @@
 
 /* Said once per session: the extension's objects have no journal. */
 static bool journal_missing_warned = false;
+
+/*
+ * The hand-overs of this transaction, to be settled when it ends: each
+ * with the subtransaction that made it (one that rolls back makes it
+ * needed at once) and whether all its pairs are stored in their rows.
+ */
+typedef struct JournalHanded
+{
+	JournalPosted posted;
+	SubTransactionId subxact;
+	bool		stored;
+} JournalHanded;
+
+static JournalHanded *handed = NULL;
+static int	n_handed = 0;
+static int	handed_capacity = 0;
 
 /* From _PG_init while preloading: the journal's shared memory. */
 void
@@ -128,17 +150,18 @@ journal_not_taken(int n, const char *why, bool missing)
 }
 
 /*
- * Wakes this database's writer, or has one started; entries wait in the
- * buffer meanwhile.  Why none can start goes to the log.
+ * Has this database's writer started if none runs, and woken (with wake)
+ * if one does; entries wait in the buffer meanwhile.  Why none can start
+ * goes to the log.
  */
 static void
-journal_wake_writer(void)
+journal_wake_writer(bool wake)
 {
 	int			slot;
 	uint32		generation;
 	const char *why;
 
-	switch (journal_buffer_writer_need(MyDatabaseId, &slot, &generation))
+	switch (journal_buffer_writer_need(MyDatabaseId, wake, &slot, &generation))
 	{
 		case JOURNAL_WRITER_NONE:
 			break;
@@ -155,6 +178,83 @@ journal_wake_writer(void)
 					 errdetail("Handed-over pairs wait in shared memory until one is free.")));
 			break;
 	}
+}
+
+/*
+ * Settles this transaction's hand-overs: at COMMIT, those whose pairs are
+ * all stored are withdrawn; the others, and all of them at ABORT or
+ * PREPARE (whoever ends a prepared transaction, its pairs must be kept),
+ * are needed now, and the writer is woken.
+ */
+static void
+journal_xact_callback(XactEvent event, void *arg)
+{
+	bool		wake = false;
+	int			i;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	for (i = 0; i < n_handed; i++)
+		wake |= journal_buffer_settle(&handed[i].posted,
+									  event == XACT_EVENT_COMMIT &&
+									  handed[i].stored);
+	n_handed = 0;
+	if (wake)
+		journal_wake_writer(true);
+}
+
+/*
+ * A rolled-back subtransaction's hand-overs are needed at once; a
+ * committed one's belong to its parent from now on.
+ */
+static void
+journal_subxact_callback(SubXactEvent event, SubTransactionId subxact,
+						 SubTransactionId parent, void *arg)
+{
+	bool		wake = false;
+	int			kept = 0;
+	int			i;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (i = 0; i < n_handed; i++)
+	{
+		if (handed[i].subxact == subxact && event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			wake |= journal_buffer_settle(&handed[i].posted, false);
+			continue;
+		}
+		if (handed[i].subxact == subxact)
+			handed[i].subxact = parent;
+		handed[kept++] = handed[i];
+	}
+	n_handed = kept;
+	if (wake)
+		journal_wake_writer(true);
+}
+
+/* Notes a hand-over of the current (sub)transaction, to be settled. */
+static void
+journal_note_handed(const JournalPosted *posted)
+{
+	if (handed == NULL)
+	{
+		RegisterXactCallback(journal_xact_callback, NULL);
+		RegisterSubXactCallback(journal_subxact_callback, NULL);
+	}
+	if (n_handed == handed_capacity)
+	{
+		handed_capacity = Max(8, handed_capacity * 2);
+		handed = handed == NULL ?
+			MemoryContextAlloc(TopMemoryContext,
+							   sizeof(JournalHanded) * handed_capacity) :
+			repalloc(handed, sizeof(JournalHanded) * handed_capacity);
+	}
+	handed[n_handed].posted = *posted;
+	handed[n_handed].subxact = GetCurrentSubTransactionId();
+	handed[n_handed].stored = false;
+	n_handed++;
 }
 
 /* The bytes one entry adds to a hand-over. */
@@ -178,14 +278,16 @@ journal_post_inline(Oid schema, const JournalEntry *entries, int n)
 	{
 		Size		size = header + journal_entry_size(&entries[start]);
 		int			end = start + 1;
+		JournalPosted posted;
 
 		while (end < n &&
 			   size + journal_entry_size(&entries[end]) <= JOURNAL_INLINE_BYTES)
 			size += journal_entry_size(&entries[end++]);
 		if (size > JOURNAL_INLINE_BYTES ||
 			!journal_buffer_post_inline(schema, &entries[start], end - start,
-										size))
+										size, &posted))
 			break;
+		journal_note_handed(&posted);
 		start = end;
 	}
 	return start;
@@ -198,6 +300,7 @@ typedef struct JournalSegmentPost
 	int			n;
 	Size		size;
 	bool		posted;
+	JournalPosted request;
 } JournalSegmentPost;
 
 /* Posts a batch's entries in a pinned segment of their own. */
@@ -215,7 +318,7 @@ journal_post_segment_now(void *arg)
 	/* From here the writer that commits them unpins it. */
 	dsm_pin_segment(segment);
 	post->posted = journal_buffer_post_segment(post->schema, handle, post->n,
-											   post->size);
+											   post->size, &post->request);
 	if (!post->posted)
 	{
 		explicit_bzero(dsm_segment_address(segment), post->size);
@@ -234,13 +337,18 @@ static bool
 journal_post_segment(Oid schema, const JournalEntry *entries, int n,
 					 Size size)
 {
-	JournalSegmentPost post = {schema, entries, n, size, false};
+	JournalSegmentPost post = {schema, entries, n, size, false, {0, 0}};
 	ErrorData  *error = spi_pinned_in_subtransaction(journal_post_segment_now,
 													 &post, true,
 													 CurrentMemoryContext);
 
 	if (error == NULL)
+	{
+		/* Noted here, in the caller's subtransaction, not the one above. */
+		if (post.posted)
+			journal_note_handed(&post.request);
 		return post.posted;
+	}
 	/* The error ended the hold as any error does: take it again. */
 	interrupt_hold_renew();
 	ereport(LOG,
@@ -281,7 +389,7 @@ journal_hand_over(Oid schema, const JournalIssuer *issuer, bool in_error)
 	else
 		posted = journal_post_inline(schema, entries, n);
 	if (posted > 0)
-		journal_wake_writer();
+		journal_wake_writer(false);
 	if (posted < n)
 		journal_not_taken(n - posted, "the journal's shared memory is full",
 						  false);
@@ -291,13 +399,17 @@ journal_hand_over(Oid schema, const JournalIssuer *issuer, bool in_error)
  * Runs the issuer's requests with every interrupt that would end the
  * statement or the session held, hands the pairs they issued over to the
  * journal, then lets a held interrupt take effect (it raises here, the
- * pairs safe).  An error from the requests themselves hands over what was
- * issued before it goes on.
+ * pairs safe), then has the issuer store them.  When it stored them all,
+ * the hand-overs are withdrawn should the transaction commit.  An error
+ * from the requests themselves hands over what was issued before it goes
+ * on.
  */
 void
 journal_protect(Oid schema, const JournalIssuer *issuer)
 {
 	MemoryContext context = CurrentMemoryContext;
+	int			first_handed = n_handed;
+	int			i;
 
 	interrupt_hold_begin();
 	PG_TRY();
@@ -316,6 +428,9 @@ journal_protect(Oid schema, const JournalIssuer *issuer)
 	PG_END_TRY();
 	journal_hand_over(schema, issuer, false);
 	interrupt_hold_end();
+	if (issuer->store(issuer->arg))
+		for (i = first_handed; i < n_handed; i++)
+			handed[i].stored = true;
 }
 
 /* Orders candidates by user. */
@@ -461,7 +576,7 @@ journal_lookup(Oid schema, const char *table_name, const char *const *users,
 	for (i = 0; i < n_stored; i++)
 		journal_wipe_entry(&stored[i].entry);
 	if (waiting)
-		journal_wake_writer();
+		journal_wake_writer(true);
 }
 
 /*
@@ -552,7 +667,7 @@ journal_check(Oid schema, char **detail, char **hint)
 		int			slot;
 		uint32		generation;
 		JournalWriterNeed need = journal_buffer_writer_need(MyDatabaseId,
-															&slot,
+															false, &slot,
 															&generation);
 
 		if (need == JOURNAL_WRITER_NO_SLOT)

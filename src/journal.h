@@ -36,12 +36,14 @@ typedef struct JournalPair
 
 /*
  * Requests that may issue pairs: send runs them; issued returns the pairs
- * they issued so far (palloc'd; n of them), at the end or after an error.
+ * they issued so far (palloc'd; n of them), at the end or after an error;
+ * store stores them in their rows, and says whether every one was.
  */
 typedef struct JournalIssuer
 {
 	void		(*send) (void *arg);
 	JournalEntry *(*issued) (void *arg, int *n);
+	bool		(*store) (void *arg);
 	void	   *arg;
 } JournalIssuer;
 

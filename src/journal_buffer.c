@@ -53,6 +53,12 @@
 /* A request whose write failed is tried again after this long. */
 #define JOURNAL_RETRY_MS 1000
 
+/*
+ * A writer leaves a request this long to its caller, whose commit makes it
+ * needless (journal_buffer_settle), unless the caller said it is needed.
+ */
+#define JOURNAL_CLAIM_DELAY_MS 100
+
 #define JOURNAL_TRANCHE "cal_refresh journal"
 
 typedef enum JournalRequestState
@@ -71,6 +77,8 @@ typedef struct JournalRequest
 	dsm_handle	handle;			/* a pinned segment, or DSM_HANDLE_INVALID:
 								 * the entries are in the request's bytes */
 	Size		size;			/* bytes of entries */
+	uint32		sequence;		/* which use of the request this is */
+	bool		needed;			/* its caller did not commit: write it now */
 	uint32		claimed_by;		/* the claiming writer's generation */
 	TimestampTz posted_at;
 	TimestampTz retry_at;		/* not claimed before (a failed write) */
@@ -214,6 +222,8 @@ journal_buffer_take(Oid schema)
 		request->schema = schema;
 		request->handle = DSM_HANDLE_INVALID;
 		request->size = 0;
+		request->sequence++;
+		request->needed = false;
 		request->claimed_by = 0;
 		request->retry_at = 0;
 		return i;
@@ -235,11 +245,12 @@ journal_buffer_publish(int i, Size size)
 
 /*
  * Posts the n entries, size bytes encoded (at most JOURNAL_INLINE_BYTES),
- * in a request's own bytes.  False when every request is taken.
+ * in a request's own bytes.  Returns false when every request is taken;
+ * else true, with the posted request in *posted (see journal_buffer_settle).
  */
 bool
 journal_buffer_post_inline(Oid schema, const JournalEntry *entries, int n,
-						   Size size)
+						   Size size, JournalPosted *posted)
 {
 	int			i;
 
@@ -253,17 +264,20 @@ journal_buffer_post_inline(Oid schema, const JournalEntry *entries, int n,
 	journal_codec_encode(journal_buffer_inline(i), entries, n);
 	LWLockAcquire(buffer->lock, LW_EXCLUSIVE);
 	journal_buffer_publish(i, size);
+	posted->request = i;
+	posted->sequence = buffer->requests[i].sequence;
 	LWLockRelease(buffer->lock);
 	return true;
 }
 
 /*
  * Posts n entries, size bytes encoded in the pinned segment handle; the
- * writer that commits them unpins it.  False when every request is taken
- * (the caller still owns the segment).
+ * one who frees the request unpins it.  False when every request is taken
+ * (the caller still owns the segment); else true, with *posted.
  */
 bool
-journal_buffer_post_segment(Oid schema, dsm_handle handle, int n, Size size)
+journal_buffer_post_segment(Oid schema, dsm_handle handle, int n, Size size,
+							JournalPosted *posted)
 {
 	int			i;
 
@@ -273,9 +287,60 @@ journal_buffer_post_segment(Oid schema, dsm_handle handle, int n, Size size)
 	{
 		buffer->requests[i].handle = handle;
 		journal_buffer_publish(i, size);
+		posted->request = i;
+		posted->sequence = buffer->requests[i].sequence;
 	}
 	LWLockRelease(buffer->lock);
 	return i >= 0;
+}
+
+/*
+ * Wipes and frees a request, unpinning its segment (which a writer still
+ * attached to it wipes through its mapping).  Caller holds the lock, so
+ * that no lookup reads the bytes as they are wiped.
+ */
+static void
+journal_buffer_free(JournalRequest *r, int request)
+{
+	if (r->handle == DSM_HANDLE_INVALID)
+		explicit_bzero(journal_buffer_inline(request),
+					   Min(r->size, JOURNAL_INLINE_BYTES));
+	else
+	{
+		dsm_segment *segment = dsm_find_mapping(r->handle);
+
+		if (segment != NULL)
+			explicit_bzero(dsm_segment_address(segment),
+						   dsm_segment_map_length(segment));
+		dsm_unpin_segment(r->handle);
+	}
+	r->state = REQUEST_FREE;
+	pg_atomic_fetch_sub_u32(&buffer->n_pending, 1);
+}
+
+/*
+ * The caller's transaction has ended.  Committed, with every pair of the
+ * request stored in its row (withdraw), the request is needless: freed,
+ * unless a writer already has it.  Otherwise it is needed now: a writer
+ * may claim it at once (returns true: wake it).  A request taken for
+ * another use meanwhile (its sequence moved on) is left alone.
+ */
+bool
+journal_buffer_settle(const JournalPosted *posted, bool withdraw)
+{
+	JournalRequest *r = &buffer->requests[posted->request];
+	bool		wake = false;
+
+	LWLockAcquire(buffer->lock, LW_EXCLUSIVE);
+	if (r->state == REQUEST_POSTED && r->sequence == posted->sequence)
+	{
+		if (withdraw)
+			journal_buffer_free(r, posted->request);
+		else
+			wake = r->needed = true;
+	}
+	LWLockRelease(buffer->lock);
+	return wake;
 }
 
 /* The index of user in users, or -1. */
@@ -426,13 +491,14 @@ journal_buffer_pending(Oid dbid, TimestampTz *oldest)
 }
 
 /*
- * What this database's writer needs: woken when it runs (done here), or
- * started.  A writer asked for and not registered within
+ * What this database's writer needs: woken (with wake) when it runs, done
+ * here, or started.  A writer asked for and not registered within
  * JOURNAL_WRITER_START_MS is given up: its slot gets a new generation,
  * which the caller starts.
  */
 JournalWriterNeed
-journal_buffer_writer_need(Oid dbid, int *slot, uint32 *generation)
+journal_buffer_writer_need(Oid dbid, bool wake, int *slot,
+						   uint32 *generation)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	JournalWriterSlot *writer = NULL;
@@ -455,7 +521,10 @@ journal_buffer_writer_need(Oid dbid, int *slot, uint32 *generation)
 	if (writer == NULL)
 		need = JOURNAL_WRITER_NO_SLOT;
 	else if (writer->state == WRITER_READY)
-		SetLatch(&GetPGProcByNumber(writer->pgprocno)->procLatch);
+	{
+		if (wake)
+			SetLatch(&GetPGProcByNumber(writer->pgprocno)->procLatch);
+	}
 	else if (writer->since == 0 ||
 			 TimestampDifferenceExceeds(writer->since, now,
 										JOURNAL_WRITER_START_MS))
@@ -537,12 +606,16 @@ journal_buffer_writer_register(int slot, uint32 generation, Oid dbid)
 
 /*
  * Claims, for the writer of that generation, up to max requests of its
- * database that are due; their indexes go to requests.
+ * database that are due: needed (their caller did not commit), or left to
+ * their caller for JOURNAL_CLAIM_DELAY_MS, and not waiting for a retry.
+ * Their indexes go to requests.
  */
 int
 journal_buffer_claim(Oid dbid, uint32 generation, int *requests, int max)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz left_until = TimestampTzPlusMilliseconds(now,
+														 -JOURNAL_CLAIM_DELAY_MS);
 	int			n = 0;
 	int			i;
 
@@ -554,7 +627,8 @@ journal_buffer_claim(Oid dbid, uint32 generation, int *requests, int max)
 		JournalRequest *request = &buffer->requests[i];
 
 		if (request->state != REQUEST_POSTED || request->dbid != dbid ||
-			request->retry_at > now)
+			request->retry_at > now ||
+			(!request->needed && request->posted_at > left_until))
 			continue;
 		request->state = REQUEST_CLAIMED;
 		request->claimed_by = generation;
@@ -589,10 +663,8 @@ journal_buffer_claimed_bytes(int request, Oid *schema, Size *size,
 
 /*
  * The writer is done with a request it claimed: committed (written), the
- * request is wiped and freed, its segment unpinned; else it is posted
- * again, to be tried after JOURNAL_RETRY_MS.  Under the lock, so that no
- * lookup reads the bytes as they are wiped.  A segment the writer still
- * has attached is wiped through that mapping.
+ * request is freed (journal_buffer_free); else it is posted again, to be
+ * tried after JOURNAL_RETRY_MS.
  */
 void
 journal_buffer_finish(int request, bool written)
@@ -600,34 +672,20 @@ journal_buffer_finish(int request, bool written)
 	JournalRequest *r = &buffer->requests[request];
 
 	LWLockAcquire(buffer->lock, LW_EXCLUSIVE);
-	if (!written)
+	if (written)
+		journal_buffer_free(r, request);
+	else
 	{
 		r->state = REQUEST_POSTED;
 		r->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												  JOURNAL_RETRY_MS);
-		LWLockRelease(buffer->lock);
-		return;
 	}
-	if (r->handle == DSM_HANDLE_INVALID)
-		explicit_bzero(journal_buffer_inline(request),
-					   Min(r->size, JOURNAL_INLINE_BYTES));
-	else
-	{
-		dsm_segment *segment = dsm_find_mapping(r->handle);
-
-		if (segment != NULL)
-			explicit_bzero(dsm_segment_address(segment),
-						   dsm_segment_map_length(segment));
-		dsm_unpin_segment(r->handle);
-	}
-	r->state = REQUEST_FREE;
-	pg_atomic_fetch_sub_u32(&buffer->n_pending, 1);
 	LWLockRelease(buffer->lock);
 }
 
 /*
- * Milliseconds until the first request of dbid that waits for a retry is
- * due; -1 when none waits.
+ * Milliseconds until the first posted request of dbid becomes claimable
+ * (a retry, or a caller's time run out); -1 when none is posted.
  */
 int64
 journal_buffer_next_retry_ms(Oid dbid)
@@ -641,13 +699,16 @@ journal_buffer_next_retry_ms(Oid dbid)
 	for (i = 0; i < buffer->n_requests; i++)
 	{
 		JournalRequest *r = &buffer->requests[i];
+		TimestampTz due;
 
-		if (r->state == REQUEST_POSTED && r->dbid == dbid &&
-			(!waiting || r->retry_at < first))
-		{
-			first = r->retry_at;
-			waiting = true;
-		}
+		if (r->state != REQUEST_POSTED || r->dbid != dbid)
+			continue;
+		due = r->needed ? r->retry_at :
+			Max(r->retry_at, TimestampTzPlusMilliseconds(r->posted_at,
+														 JOURNAL_CLAIM_DELAY_MS));
+		if (!waiting || due < first)
+			first = due;
+		waiting = true;
 	}
 	LWLockRelease(buffer->lock);
 	if (!waiting)

@@ -25,6 +25,13 @@ typedef struct JournalBufferEntry
 	JournalEntry entry;
 } JournalBufferEntry;
 
+/* A request posted, as its caller knows it. */
+typedef struct JournalPosted
+{
+	int			request;
+	uint32		sequence;
+} JournalPosted;
+
 /* What a backend should do for its database's writer. */
 typedef enum JournalWriterNeed
 {
@@ -38,9 +45,12 @@ extern void journal_buffer_init(void);
 extern bool journal_buffer_attached(void);
 
 extern bool journal_buffer_post_inline(Oid schema, const JournalEntry *entries,
-									   int n, Size size);
+									   int n, Size size,
+									   JournalPosted *posted);
 extern bool journal_buffer_post_segment(Oid schema, dsm_handle handle,
-										int n, Size size);
+										int n, Size size,
+										JournalPosted *posted);
+extern bool journal_buffer_settle(const JournalPosted *posted, bool withdraw);
 extern JournalBufferEntry *journal_buffer_collect(Oid schema,
 												  const char *table_name,
 												  const char *const *users,
@@ -48,7 +58,8 @@ extern JournalBufferEntry *journal_buffer_collect(Oid schema,
 												  bool *waiting);
 extern int	journal_buffer_pending(Oid dbid, TimestampTz *oldest);
 
-extern JournalWriterNeed journal_buffer_writer_need(Oid dbid, int *slot,
+extern JournalWriterNeed journal_buffer_writer_need(Oid dbid, bool wake,
+													int *slot,
 													uint32 *generation);
 extern void journal_buffer_writer_gone(int slot, uint32 generation);
 extern bool journal_buffer_writer_ready(Oid dbid);

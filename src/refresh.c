@@ -582,6 +582,7 @@ typedef struct RefreshRequests
 	RefreshTask *tasks;
 	int			n_tasks;
 	CalBatch   *batch;
+	bool		background;		/* a batch that stores user by user */
 	const char *failing;		/* why the batch stopped, or NULL */
 } RefreshRequests;
 
@@ -613,6 +614,21 @@ refresh_issued(void *arg, int *n)
 								   requests->n_tasks, n);
 }
 
+/* Stores the kept pairs; did every pair Cal.com issued reach its row? */
+static bool
+refresh_store(void *arg)
+{
+	RefreshRequests *requests = (RefreshRequests *) arg;
+	int			i;
+
+	refresh_store_kept(requests->config, requests->tasks, requests->n_tasks,
+					   requests->background);
+	for (i = 0; i < requests->n_tasks; i++)
+		if (requests->tasks[i].issued && !requests->tasks[i].stored)
+			return false;
+	return true;
+}
+
 /*
  * Refreshes the users whose rows we hold locked, at most max_concurrency
  * at a time, each with its own fallback, then stores the new pairs.  A
@@ -623,7 +639,7 @@ refresh_issued(void *arg, int *n)
  * the journal's pair first (refresh_adopt), and is not sent at all when
  * that pair is good until good_until.  The requests run protected by the
  * journal (journal_protect): the pairs they issue are handed over before
- * any interrupt can end the call.
+ * any interrupt can end the call, and then stored.
  */
 static const char *
 refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
@@ -631,7 +647,8 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 					int start_within_ms, TimestampTz good_until)
 {
 	RefreshRequests requests;
-	JournalIssuer issuer = {refresh_send, refresh_issued, &requests};
+	JournalIssuer issuer = {refresh_send, refresh_issued, refresh_store,
+	&requests};
 
 	refresh_adopt(config, tasks, n_tasks, good_until);
 	requests.config = config;
@@ -639,11 +656,10 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	requests.n_tasks = n_tasks;
 	requests.batch = calcom_batch_create(&config->client, max_concurrency,
 										 background, start_within_ms);
+	requests.background = background;
 	requests.failing = NULL;
 	journal_protect(config->extension_schema, &issuer);
 	calcom_batch_end(requests.batch);
-
-	refresh_store_kept(config, tasks, n_tasks, background);
 	refresh_record_outcomes(config, tasks, n_tasks);
 	refresh_wipe_kept(tasks, n_tasks);
 	return requests.failing;
