@@ -8,6 +8,7 @@
 # Cal.com's current pair and no force refresh sent.  Run by hand.
 set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
+. "$CAL_TOP/bench/lib.sh"
 
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_ROUND=${BENCH_SECONDS:-10}
@@ -15,25 +16,9 @@ script=$CAL_WORK/contention.pgbench
 printf '%s\n' '\set u random(1, 4)' \
 	"SELECT (cal_refresh_user_tokens('01CT' || :u)).success;" >"$script"
 
-setup_db() {
-	local db=$1 version=$2 first=$3
-	cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
-	cpsql main "$db" >/dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION cal_refresh VERSION '$version';
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
-INSERT INTO public."CalendarIntegration"
-SELECT '01CT' || (i - $first + 1), 'a', 'rt-ct-' || i, now(), i
-FROM generate_series($first, $first + 3) i;
-SQL
-	$CAL_STANDIN_CTL seed-many "$first" 4 rt-ct
-}
-
 $CAL_STANDIN_CTL reset
-setup_db b_ct_journal 1.4 3100
-setup_db b_ct_nojournal 1.1 3200
+bench_db b_ct_journal 1.4 3100 4 CT
+bench_db b_ct_nojournal 1.1 3200 4 CT
 cpsql main postgres -c "ALTER DATABASE b_ct_nojournal SET log_min_messages = panic" \
 	-c "ALTER DATABASE b_ct_nojournal SET client_min_messages = error" >/dev/null
 
@@ -43,7 +28,6 @@ round() {
 		-U postgres -f "$script" "$1" 2>/dev/null |
 		sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 SECONDS_PER_ROUND=2 round b_ct_journal >/dev/null # warm up
 with=() without=()

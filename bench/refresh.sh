@@ -15,30 +15,17 @@
 # and prints the ratios.  Run by hand; not part of make test.
 set -euo pipefail
 . "$CAL_TOP/test/lib.sh"
+. "$CAL_TOP/bench/lib.sh"
 
 ROUNDS=${BENCH_ROUNDS:-5}
 
-setup_db() {
-	local db=$1 version=$2 id=$3
-	cpsql main postgres -c "CREATE DATABASE $db" >/dev/null
-	cpsql main "$db" >/dev/null <<SQL
-SET client_min_messages = warning;
-CREATE EXTENSION cal_refresh VERSION '$version';
-CREATE TABLE public."CalendarIntegration" ("userUlid" text PRIMARY KEY,
-	"calAccessToken" text, "calRefreshToken" text,
-	"calAccessTokenExpiresAt" timestamptz, "calManagedUserId" int);
-INSERT INTO public."CalendarIntegration" VALUES
-	('01BENCH', 'a', 'rt-seed-$id', now() - interval '1 minute', $id),
-	('01FAST', 'a', 'rt-fast', now() + interval '1 hour', 1);
--- Each call's success, so that a failing refresh cannot pass for a fast one.
-CREATE UNLOGGED TABLE cal_token_result_log (success boolean);
-SQL
-	$CAL_STANDIN_CTL seed "$id" "rt-seed-$id"
-}
-
 $CAL_STANDIN_CTL reset
-setup_db b_journal 1.4 2001
-setup_db b_nojournal 1.1 2002
+bench_db b_journal 1.4 2001 1 BENCH due
+bench_db b_nojournal 1.1 2002 1 BENCH due
+for db in b_journal b_nojournal; do
+	cpsql main "$db" -c "INSERT INTO public.\"CalendarIntegration\"
+		VALUES ('01FAST', 'a', 'rt-fast', now() + interval '1 hour', 1)" >/dev/null
+done
 # Without a journal each call logs that its pair was not journaled: keep
 # that line's cost out of the comparison.
 cpsql main postgres -c "ALTER DATABASE b_nojournal SET log_min_messages = panic" >/dev/null
@@ -52,12 +39,11 @@ round_ms() {
 		cat <<'SQL'
 \timing on
 DO $$ BEGIN FOR i IN 1..1000 LOOP
-	INSERT INTO cal_token_result_log SELECT (cal_refresh_user_tokens('01BENCH')).success;
+	INSERT INTO cal_token_result_log SELECT (cal_refresh_user_tokens('01BENCH1')).success;
 	COMMIT; END LOOP; END $$;
 SQL
 	} | cpsql main "$1" -At 2>/dev/null | sed -n 's/^Time: \([0-9.]*\).*/\1/p'
 }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 round_ms b_journal >/dev/null # warm up: the writer, caches, connections
 round_ms b_nojournal >/dev/null

@@ -803,8 +803,14 @@ calcom_batch_advance(CalBatch *batch)
 	return wake_ms;
 }
 
+/*
+ * Waits for the next call to finish and returns its result and tag; NULL
+ * once every call has been returned (calcom_batch_done), or, with until_ms
+ * (curl_wait_now_ms()'s clock; -1: no limit), when that time has come
+ * first.  See calcom_client.h for what it does with a cancel.
+ */
 const CalCallResult *
-calcom_batch_next(CalBatch *batch, void **tag)
+calcom_batch_next_by(CalBatch *batch, int64 until_ms, void **tag)
 {
 	if (batch->returned != NULL)
 	{
@@ -838,9 +844,13 @@ calcom_batch_next(CalBatch *batch, void **tag)
 			calcom_queue_is_empty(&batch->queued))
 			return NULL;
 
+		if (until_ms >= 0 && curl_wait_now_ms() >= until_ms)
+			return NULL;
 		wake_ms = calcom_batch_advance(batch);
 		if (!calcom_queue_is_empty(&batch->done))
 			continue;
+		if (until_ms >= 0)
+			wake_ms = wake_ms < 0 ? until_ms : Min(wake_ms, until_ms);
 		mc = curl_wait_run(wake_ms,
 						   batch->cancel_by_ms >= 0 ? CURL_WAIT_CANCEL_HOLD :
 						   interrupt_hold_active() ?
@@ -852,6 +862,22 @@ calcom_batch_next(CalBatch *batch, void **tag)
 					 errdetail("libcurl: %s", curl_multi_strerror(mc))));
 		calcom_collect_finished();
 	}
+}
+
+/* The same, with no time limit. */
+const CalCallResult *
+calcom_batch_next(CalBatch *batch, void **tag)
+{
+	return calcom_batch_next_by(batch, -1, tag);
+}
+
+/* Has every call been returned? */
+bool
+calcom_batch_done(const CalBatch *batch)
+{
+	return calcom_queue_is_empty(&batch->done) && batch->n_active == 0 &&
+		calcom_queue_is_empty(&batch->urgent) &&
+		calcom_queue_is_empty(&batch->queued);
 }
 
 const char *

@@ -64,6 +64,9 @@ extern void calcom_batch_add_force_refresh(CalBatch *batch,
  * issued over, then ends its hold, where the interrupt takes effect.
  */
 extern const CalCallResult *calcom_batch_next(CalBatch *batch, void **tag);
+extern const CalCallResult *calcom_batch_next_by(CalBatch *batch,
+												 int64 until_ms, void **tag);
+extern bool calcom_batch_done(const CalBatch *batch);
 
 /*
  * Why a background batch stopped starting calls, or NULL: a run of failed

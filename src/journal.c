@@ -397,9 +397,10 @@ journal_hand_over(Oid schema, const JournalIssuer *issuer, bool in_error)
 
 /*
  * Runs the issuer's requests with every interrupt that would end the
- * statement or the session held, hands the pairs they issued over to the
- * journal, then lets a held interrupt take effect (it raises here, the
- * pairs safe), then has the issuer store them.  When it stored them all,
+ * statement or the session held, hands the pairs they issue over to the
+ * journal as they come (whenever send returns true) and at the end, then
+ * lets a held interrupt take effect (it raises here, the pairs safe), then
+ * has the issuer store them.  When it stored them all,
  * the hand-overs are withdrawn should the transaction commit.  An error
  * from the requests themselves hands over what was issued before it goes
  * on.
@@ -414,7 +415,8 @@ journal_protect(Oid schema, const JournalIssuer *issuer)
 	interrupt_hold_begin();
 	PG_TRY();
 	{
-		issuer->send(issuer->arg);
+		while (issuer->send(issuer->arg))
+			journal_hand_over(schema, issuer, false);
 	}
 	PG_CATCH();
 	{
@@ -580,6 +582,30 @@ journal_lookup(Oid schema, const char *table_name, const char *const *users,
 }
 
 /*
+ * Deletes the table entries journal_lookup saw for the n users (only those
+ * past any use, with expired), in this transaction.
+ */
+static void
+journal_delete_seen(Oid schema, const JournalPair *pairs, int n,
+					bool expired, bool wait)
+{
+	ItemPointerData *tids = NULL;
+	int			n_tids = 0;
+	int			i;
+	int			k;
+
+	for (i = 0; i < n; i++)
+	{
+		const ItemPointerData *seen = expired ? pairs[i].expired : pairs[i].seen;
+		int			n_seen = expired ? pairs[i].n_expired : pairs[i].n_seen;
+
+		for (k = 0; k < n_seen; k++)
+			journal_add_tid(&tids, &n_tids, seen[k]);
+	}
+	journal_store_delete(schema, tids, n_tids, wait);
+}
+
+/*
  * Deletes, in this transaction (so that a rollback keeps them), the table
  * entries journal_lookup saw for the n users: their rows now hold a newer
  * pair than any of those.  Without wait, an entry another open
@@ -588,15 +614,7 @@ journal_lookup(Oid schema, const char *table_name, const char *const *users,
 void
 journal_forget_seen(Oid schema, const JournalPair *pairs, int n, bool wait)
 {
-	ItemPointerData *tids = NULL;
-	int			n_tids = 0;
-	int			i;
-	int			k;
-
-	for (i = 0; i < n; i++)
-		for (k = 0; k < pairs[i].n_seen; k++)
-			journal_add_tid(&tids, &n_tids, pairs[i].seen[k]);
-	journal_store_delete(schema, tids, n_tids, wait);
+	journal_delete_seen(schema, pairs, n, false, wait);
 }
 
 /*
@@ -607,15 +625,7 @@ journal_forget_seen(Oid schema, const JournalPair *pairs, int n, bool wait)
 void
 journal_forget_expired(Oid schema, const JournalPair *pairs, int n)
 {
-	ItemPointerData *tids = NULL;
-	int			n_tids = 0;
-	int			i;
-	int			k;
-
-	for (i = 0; i < n; i++)
-		for (k = 0; k < pairs[i].n_expired; k++)
-			journal_add_tid(&tids, &n_tids, pairs[i].expired[k]);
-	journal_store_delete(schema, tids, n_tids, false);
+	journal_delete_seen(schema, pairs, n, true, false);
 }
 
 /*

@@ -35,13 +35,14 @@ typedef struct JournalPair
 } JournalPair;
 
 /*
- * Requests that may issue pairs: send runs them; issued returns the pairs
- * they issued so far (palloc'd; n of them), at the end or after an error;
- * store stores them in their rows, and says whether every one was.
+ * Requests that may issue pairs: send runs them, returning true when pairs
+ * wait to be handed over before it goes on, false once done; issued
+ * returns the pairs issued and not yet handed over (palloc'd; n of them);
+ * store stores them all in their rows, and says whether every one was.
  */
 typedef struct JournalIssuer
 {
-	void		(*send) (void *arg);
+	bool		(*send) (void *arg);
 	JournalEntry *(*issued) (void *arg, int *n);
 	bool		(*store) (void *arg);
 	void	   *arg;

@@ -27,6 +27,7 @@
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
 
+#include "curl_wait.h"
 #include "failure_store.h"
 #include "journal.h"
 #include "refresh.h"
@@ -57,6 +58,7 @@ typedef struct RefreshTask
 	JournalPair journal;		/* what the journal held for the user */
 	bool		recovered;		/* the row's pair came from the journal */
 	bool		issued;			/* update is a pair Cal.com just issued */
+	bool		handed;			/* ... and handed over to the journal */
 	bool		no_call;		/* the adopted pair is good enough */
 	bool		stored;			/* the row now holds update */
 } RefreshTask;
@@ -335,9 +337,12 @@ refresh_adopt(const RefreshConfig *config, RefreshTask *tasks, int n_tasks,
 	}
 }
 
-/* The pairs Cal.com just issued, as journal entries. */
+/*
+ * The pairs Cal.com issued and not yet handed over, as journal entries;
+ * from now on they count as handed over.
+ */
 static JournalEntry *
-refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
+refresh_journal_entries(const RefreshConfig *config, RefreshTask *tasks,
 						int n_tasks, int *n)
 {
 	JournalEntry *entries = palloc0(sizeof(JournalEntry) * Max(n_tasks, 1));
@@ -349,8 +354,9 @@ refresh_journal_entries(const RefreshConfig *config, const RefreshTask *tasks,
 		const TokenUpdate *update = &tasks[i].update;
 		JournalEntry *entry = &entries[*n];
 
-		if (!tasks[i].issued)
+		if (!tasks[i].issued || tasks[i].handed)
 			continue;
+		tasks[i].handed = true;
 		entry->table_name = config->table_name;
 		entry->user_ulid = update->user_ulid;
 		entry->has_spent = tasks[i].has_spent;
@@ -575,6 +581,14 @@ refresh_record_outcomes(const RefreshConfig *config, RefreshTask *tasks,
 	journal_forget_seen(config->extension_schema, stored, n_stored, true);
 }
 
+/*
+ * Pairs of a batch wait at most this long, or until there are this many,
+ * before they are handed over: a pair issued early in a long batch is not
+ * left in the backend's memory until the last user is answered.
+ */
+#define REFRESH_HAND_OVER_MS 50
+#define REFRESH_HAND_OVER_PAIRS 64
+
 /* One refresh's requests, run under journal_protect. */
 typedef struct RefreshRequests
 {
@@ -583,33 +597,66 @@ typedef struct RefreshRequests
 	int			n_tasks;
 	CalBatch   *batch;
 	bool		background;		/* a batch that stores user by user */
+	bool		started;		/* the tasks' first calls are queued */
+	int			n_waiting;		/* pairs issued, not handed over */
+	int64		first_waiting_ms;	/* when the first of them came */
 	const char *failing;		/* why the batch stopped, or NULL */
 } RefreshRequests;
 
-/* Sends each task's refresh, and each fallback as its refresh fails. */
-static void
+/*
+ * Sends each task's refresh, and each fallback as its refresh fails.
+ * Returns true when issued pairs are to be handed over before it goes on
+ * (call it again), false once every call is done.
+ */
+static bool
 refresh_send(void *arg)
 {
 	RefreshRequests *requests = (RefreshRequests *) arg;
-	const CalCallResult *call;
-	void	   *tag;
 	int			i;
 
-	for (i = 0; i < requests->n_tasks; i++)
-		if (!requests->tasks[i].no_call)
-			refresh_task_start(requests->batch, &requests->tasks[i]);
-	while ((call = calcom_batch_next(requests->batch, &tag)) != NULL)
-		refresh_task_call_done(requests->batch, (RefreshTask *) tag, call);
+	if (!requests->started)
+	{
+		for (i = 0; i < requests->n_tasks; i++)
+			if (!requests->tasks[i].no_call)
+				refresh_task_start(requests->batch, &requests->tasks[i]);
+		requests->started = true;
+	}
+	for (;;)
+	{
+		int64		hand_over_ms = requests->n_waiting == 0 ? -1 :
+			requests->first_waiting_ms + REFRESH_HAND_OVER_MS;
+		void	   *tag;
+		const CalCallResult *call = calcom_batch_next_by(requests->batch,
+														 hand_over_ms, &tag);
+
+		if (call != NULL)
+		{
+			RefreshTask *task = (RefreshTask *) tag;
+			bool		had_pair = task->issued;
+
+			refresh_task_call_done(requests->batch, task, call);
+			if (!had_pair && task->issued && requests->n_waiting++ == 0)
+				requests->first_waiting_ms = curl_wait_now_ms();
+		}
+		else if (calcom_batch_done(requests->batch))
+			break;
+		if (requests->n_waiting >= REFRESH_HAND_OVER_PAIRS ||
+			(requests->n_waiting > 0 &&
+			 curl_wait_now_ms() >= requests->first_waiting_ms + REFRESH_HAND_OVER_MS))
+			return true;
+	}
 	if (calcom_batch_failing(requests->batch) != NULL)
 		requests->failing = pstrdup(calcom_batch_failing(requests->batch));
+	return false;
 }
 
-/* The pairs the requests issued so far, for the journal. */
+/* The pairs the requests issued since the last hand-over, for the journal. */
 static JournalEntry *
 refresh_issued(void *arg, int *n)
 {
 	RefreshRequests *requests = (RefreshRequests *) arg;
 
+	requests->n_waiting = 0;
 	return refresh_journal_entries(requests->config, requests->tasks,
 								   requests->n_tasks, n);
 }
@@ -657,6 +704,9 @@ refresh_locked_rows(const RefreshConfig *config, RefreshTask *tasks,
 	requests.batch = calcom_batch_create(&config->client, max_concurrency,
 										 background, start_within_ms);
 	requests.background = background;
+	requests.started = false;
+	requests.n_waiting = 0;
+	requests.first_waiting_ms = 0;
 	requests.failing = NULL;
 	journal_protect(config->extension_schema, &issuer);
 	calcom_batch_end(requests.batch);

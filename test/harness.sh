@@ -158,7 +158,8 @@ bench)
 	;;
 soak)
 	setup
-	bash "$CAL_TOP/test/soak.sh"
+	# A finding keeps the logs, the request log and the crash times.
+	bash "$CAL_TOP/test/soak.sh" || { keep_workdir=yes; exit 1; }
 	;;
 *)
 	log "usage: $0 test|demo|bench|soak"

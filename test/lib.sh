@@ -308,6 +308,26 @@ END
 SQL
 }
 
+# standin_force_fails: the stand-in afresh, refusing every force refresh
+# (500) until reset, so that a lost pair cannot be recovered quietly.
+standin_force_fails() {
+	$CAL_STANDIN_CTL reset
+	$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
+}
+
+# in_flight DB NAME N: session NAME waits in our WaitEventSet and the
+# stand-in has seen N refreshes arrive (10 s at most).
+in_flight() {
+	poll_until "$1" "SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE application_name = '$2' AND wait_event_type = 'Extension'" || return 1
+	local _
+	for _ in $(seq 1 1000); do
+		[ "$($CAL_STANDIN_CTL calls refresh)" = "refresh=$3" ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
 # --- assertions for test/t/*.sh: TAP-like lines the harness counts --------
 
 T_FAILED=0

@@ -13,8 +13,10 @@
 # At the end every user's row, after one more refresh that adopts what the
 # journal holds, must hold Cal.com's current pair.  A pair lost to an
 # immediate shutdown is allowed when it was issued within the window README
-# states (a request on the wire, or an entry not yet flushed): those are
-# counted apart, with the time from the issue to the stop.  No token may be
+# states (a request on the wire, a batch's pair not yet handed over, a
+# hand-over not yet written and flushed): those are counted apart, with the
+# time from the issue to the stop.  Sessions commit synchronously, as in
+# production.  No token may be
 # in the server log, and no backend may have crashed.  Run by test/harness.sh
 # soak (the cluster and the stand-in are up); exits non-zero on a finding.
 set -uo pipefail
@@ -36,6 +38,9 @@ log=$CAL_WORK/main/server.log
 first_user=9000
 echo "soak: seed $seed, $minutes min, $sessions sessions, $users users"
 
+# Commits as production makes them (the test clusters' default is off):
+# a pair whose caller committed is then as durable as that commit.
+cpsql main postgres -c "ALTER SYSTEM SET synchronous_commit = on" -c "SELECT pg_reload_conf()" >/dev/null
 make_test_db "$db"
 $CAL_STANDIN_CTL reset
 $CAL_STANDIN_CTL seed-many $first_user "$users" rt-soak

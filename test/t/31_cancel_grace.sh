@@ -31,15 +31,7 @@ victim() {
 }
 # The request of the session is on the wire: the stand-in saw it arrive
 # (its answer is delayed) while the session waits in our WaitEventSet.
-wait_in_flight() {
-	poll_until "$db" "SELECT count(*) = 1 FROM pg_stat_activity
-		WHERE application_name = '$1' AND wait_event_type = 'Extension'" &&
-		for _ in $(seq 1 500); do
-			[ "$($CAL_STANDIN_CTL calls refresh)" = "refresh=${2:-1}" ] && return 0
-			sleep 0.01
-		done
-	return 1
-}
+wait_in_flight() { in_flight "$db" "$1" "${2:-1}"; }
 # recovered ID: the next refresh of 01G<ID> recovers the journaled pair,
 # sends no force refresh, and leaves the row current.
 recovered() {
@@ -59,10 +51,7 @@ between() {
 		not_ok "$4 ($1 ms)" "wanted between $2 and $3 ms"
 	fi
 }
-fresh() {
-	$CAL_STANDIN_CTL reset
-	$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
-}
+fresh() { standin_force_fails; }
 
 is "$(cpsql main "$db" -At -F '|' -c "SELECT boot_val, unit, context FROM pg_settings
 	WHERE name = 'cal_refresh.cancel_grace'")" "1000|ms|user" \

@@ -15,10 +15,7 @@ trap '$CAL_STANDIN_CTL reset >/dev/null 2>&1 || true' EXIT
 table='public."CalendarIntegration"'
 log=$CAL_WORK/main/server.log
 
-fresh() {
-	$CAL_STANDIN_CTL reset
-	$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
-}
+fresh() { standin_force_fails; }
 # seed_user DB ID: the row of user 01F<ID> holds the stand-in's current token
 # (not due: batches leave it alone).
 seed_user() {
@@ -48,17 +45,7 @@ client() {
 		-f "$CAL_WORK/$name.sql" >"$CAL_WORK/$name.out" 2>&1 &
 	client=$!
 }
-# on_the_wire NAME N: session NAME waits in our WaitEventSet and the
-# stand-in has seen N refreshes arrive.
-on_the_wire() {
-	poll_until "$db" "SELECT count(*) = 1 FROM pg_stat_activity
-		WHERE application_name = '$1' AND wait_event_type = 'Extension'" || return 1
-	for _ in $(seq 1 500); do
-		[ "$($CAL_STANDIN_CTL calls refresh)" = "refresh=$2" ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
+on_the_wire() { in_flight "$db" "$1" "$2"; }
 backend_pid() {
 	cpsql main "$db" -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"
 }

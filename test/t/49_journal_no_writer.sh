@@ -13,10 +13,7 @@ set -euo pipefail
 
 table='public."CalendarIntegration"'
 trap 'cluster_stop nowriter; cluster_stop shmfull; $CAL_STANDIN_CTL reset >/dev/null 2>&1 || true' EXIT
-fresh() {
-	$CAL_STANDIN_CTL reset
-	$CAL_STANDIN_CTL fault force_refresh status --status 500 --count -1
-}
+fresh() { standin_force_fails; }
 # make_db CLUSTER: database t_nw on the cluster, with the extension and table.
 make_db() {
 	cpsql "$1" postgres -c "CREATE DATABASE t_nw" >/dev/null
@@ -97,7 +94,7 @@ out=$(cpsql shmfull t_nw -At -c "BEGIN" \
 	-c "ROLLBACK" 2>&1)
 is "$out" 300 "a batch of 300 succeeds with no room for its segment, and raises nothing"
 like "$(grep 'not handed over in one segment' "$CAL_WORK/shmfull/server.log" | tail -1)" \
-	"300 new pairs not handed over in one segment: could not" \
+	"new pairs not handed over in one segment: could not" \
 	"the failed segment is logged, by its message only"
 out=$(cpsql shmfull t_nw -At -c "SELECT count(*) FILTER (WHERE recovered_from_journal)
 	FROM cal_refresh_expiring_tokens(max_users => 300)")
