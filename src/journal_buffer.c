@@ -98,6 +98,7 @@ typedef struct JournalWriterSlot
 	uint32		generation;
 	int			pgprocno;		/* WRITER_READY */
 	TimestampTz since;			/* asked for (WRITER_STARTING) */
+	TimestampTz sleeps_until;	/* READY: when it wakes by itself */
 } JournalWriterSlot;
 
 typedef struct JournalBufferShared
@@ -522,7 +523,9 @@ journal_buffer_writer_need(Oid dbid, bool wake, int *slot,
 		need = JOURNAL_WRITER_NO_SLOT;
 	else if (writer->state == WRITER_READY)
 	{
-		if (wake)
+		/* A hand-over is due within the claim delay: in time for it. */
+		if (wake || writer->sleeps_until >
+			TimestampTzPlusMilliseconds(now, JOURNAL_CLAIM_DELAY_MS))
 			SetLatch(&GetPGProcByNumber(writer->pgprocno)->procLatch);
 	}
 	else if (writer->since == 0 ||
@@ -599,6 +602,7 @@ journal_buffer_writer_register(int slot, uint32 generation, Oid dbid)
 	{
 		writer->state = WRITER_READY;
 		writer->pgprocno = cal_my_proc_number();
+		writer->sleeps_until = 0;
 	}
 	LWLockRelease(buffer->lock);
 	return wanted;
@@ -684,18 +688,27 @@ journal_buffer_finish(int request, bool written)
 }
 
 /*
- * Milliseconds until the first posted request of dbid becomes claimable
- * (a retry, or a caller's time run out); -1 when none is posted.
+ * The writer of that slot and generation has nothing to claim now: how
+ * long it may sleep (*sleep_ms, at most longest_ms) before a posted
+ * request of dbid becomes claimable (a retry, or its caller's time run
+ * out), noted so that a poster whose request is due sooner wakes it.
+ * With retire, and nothing posted for dbid, the writer leaves its slot
+ * instead (returns false): under the lock, so that no request is posted
+ * meanwhile for a writer about to exit.  *waiting says whether anything
+ * is posted.
  */
-int64
-journal_buffer_next_retry_ms(Oid dbid)
+bool
+journal_buffer_writer_sleep(Oid dbid, int slot, uint32 generation,
+							bool retire, long longest_ms, long *sleep_ms,
+							bool *waiting)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz first = 0;
-	bool		waiting = false;
+	JournalWriterSlot *writer = &buffer->writers[slot];
 	int			i;
 
-	LWLockAcquire(buffer->lock, LW_SHARED);
+	*waiting = false;
+	LWLockAcquire(buffer->lock, LW_EXCLUSIVE);
 	for (i = 0; i < buffer->n_requests; i++)
 	{
 		JournalRequest *r = &buffer->requests[i];
@@ -706,12 +719,24 @@ journal_buffer_next_retry_ms(Oid dbid)
 		due = r->needed ? r->retry_at :
 			Max(r->retry_at, TimestampTzPlusMilliseconds(r->posted_at,
 														 JOURNAL_CLAIM_DELAY_MS));
-		if (!waiting || due < first)
+		if (!*waiting || due < first)
 			first = due;
-		waiting = true;
+		*waiting = true;
 	}
+	if (!*waiting && retire && writer->generation == generation)
+	{
+		writer->state = WRITER_FREE;
+		writer->dbid = InvalidOid;
+		writer->pgprocno = -1;
+		LWLockRelease(buffer->lock);
+		return false;
+	}
+	*sleep_ms = longest_ms;
+	if (*waiting)
+		*sleep_ms = Max(1, Min(longest_ms, first <= now ? 1 :
+							   (long) ((first - now + 999) / 1000)));
+	if (writer->generation == generation)
+		writer->sleeps_until = TimestampTzPlusMilliseconds(now, *sleep_ms);
 	LWLockRelease(buffer->lock);
-	if (!waiting)
-		return -1;
-	return first <= now ? 0 : (first - now + 999) / 1000;
+	return true;
 }

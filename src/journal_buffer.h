@@ -43,7 +43,6 @@ typedef enum JournalWriterNeed
 /* in journal_buffer.c */
 extern void journal_buffer_init(void);
 extern bool journal_buffer_attached(void);
-
 extern bool journal_buffer_post_inline(Oid schema, const JournalEntry *entries,
 									   int n, Size size,
 									   JournalPosted *posted);
@@ -57,7 +56,6 @@ extern JournalBufferEntry *journal_buffer_collect(Oid schema,
 												  int n_users, int *n_found,
 												  bool *waiting);
 extern int	journal_buffer_pending(Oid dbid, TimestampTz *oldest);
-
 extern JournalWriterNeed journal_buffer_writer_need(Oid dbid, bool wake,
 													int *slot,
 													uint32 *generation);
@@ -65,12 +63,14 @@ extern void journal_buffer_writer_gone(int slot, uint32 generation);
 extern bool journal_buffer_writer_ready(Oid dbid);
 extern bool journal_buffer_writer_register(int slot, uint32 generation,
 										   Oid dbid);
-
 extern int	journal_buffer_claim(Oid dbid, uint32 generation, int *requests,
 								 int max);
 extern char *journal_buffer_claimed_bytes(int request, Oid *schema,
 										  Size *size, dsm_segment **segment);
 extern void journal_buffer_finish(int request, bool written);
-extern int64 journal_buffer_next_retry_ms(Oid dbid);
+extern bool journal_buffer_writer_sleep(Oid dbid, int slot,
+										uint32 generation, bool retire,
+										long longest_ms, long *sleep_ms,
+										bool *waiting);
 
 #endif							/* JOURNAL_BUFFER_H */

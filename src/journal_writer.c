@@ -241,8 +241,8 @@ cal_refresh_journal_main(Datum arg)
 	{
 		int			requests[JOURNAL_CLAIM_MAX];
 		int			n;
-		int64		retry_ms;
 		long		sleep_ms;
+		bool		waiting;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -258,17 +258,17 @@ cal_refresh_journal_main(Datum arg)
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}
-		/* Requests waiting for a retry keep it up, and wake it in time. */
-		retry_ms = journal_buffer_next_retry_ms(dbid);
-		if (retry_ms < 0 &&
-			TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(),
-									   JOURNAL_IDLE_EXIT_MS))
-			proc_exit(0);
-		sleep_ms = retry_ms >= 0 ? Min(retry_ms, JOURNAL_IDLE_EXIT_MS) :
-			JOURNAL_IDLE_EXIT_MS;
+		/* Posted requests keep it up, and it wakes when they are due. */
+		if (!journal_buffer_writer_sleep(dbid, writer_slot, writer_generation,
+										 TimestampDifferenceExceeds(idle_since,
+																	GetCurrentTimestamp(),
+																	JOURNAL_IDLE_EXIT_MS),
+										 JOURNAL_IDLE_EXIT_MS, &sleep_ms,
+										 &waiting))
+			proc_exit(0);		/* idle: a backend starts another at need */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
-		if (retry_ms >= 0)
+						 sleep_ms, PG_WAIT_EXTENSION);
+		if (waiting)
 			idle_since = GetCurrentTimestamp();
 	}
 }

@@ -501,8 +501,10 @@ class StandinState:
         return entry
 
     def record_response(self, entry, status):
+        """Note a reply's status, and when it left (after any latency)."""
         with self.lock:
             entry["status"] = status
+            entry["answered"] = time.time()
             self.responses[str(status)] += 1
 
     # --- control interface ---

@@ -182,35 +182,43 @@ not_current=$(cpsql main "$db" -At -F ' ' -c "SELECT \"calManagedUserId\", \"cal
 summary=$(tail -1 <<<"$not_current")
 lost_users=$(head -n -1 <<<"$not_current" | awk '{print $1}' | sort -u)
 
-# A lost user is the crash's when its last pair was issued (its last
-# refresh answered 200) within the window before an immediate shutdown.
+# A lost user is an immediate shutdown's when its last pair was issued
+# (its last refresh answered 200) while the server went down: answered
+# after the stop (the request was on the wire), or at most the window
+# before it (a pair handed over and not yet written and flushed).
 crash_lost=0
 unexplained=0
 for u in $lost_users; do
 	[[ $u =~ ^[0-9]+$ ]] || continue
-	issued=$("$CAL_PYTHON" - "$dir/requests.json" "$u" <<'PY'
+	read -r sent answered < <("$CAL_PYTHON" - "$dir/requests.json" "$u" <<'PY'
 import json, sys
-reqs = json.load(open(sys.argv[1]))
-reqs = reqs.get("requests", reqs) if isinstance(reqs, dict) else reqs
-times = [r["t"] for r in reqs if str(r.get("user_id")) == sys.argv[2]
-         and r.get("status") == 200 and r.get("endpoint") == "refresh"]
-print(int(max(times) * 1000) if times else 0)
+reqs = json.load(open(sys.argv[1]))["requests"]
+ok = [r for r in reqs if str(r.get("user_id")) == sys.argv[2]
+      and r.get("status") == 200 and r.get("endpoint") in ("refresh", "force_refresh")]
+last = max(ok, key=lambda r: r["t"]) if ok else None
+print(int(last["t"] * 1000) if last else 0,
+      int(last.get("answered", last["t"]) * 1000) if last else 0)
 PY
 )
 	explained=no
 	while read -r crash; do
 		[ -n "$crash" ] || continue
-		gap=$((crash - issued))
-		if [ "$issued" -gt 0 ] && [ "$gap" -ge -1000 ] && [ "$gap" -le "$crash_window_ms" ]; then
-			echo "soak: user $u lost at an immediate shutdown, issued $gap ms before it"
+		if [ "$sent" -gt 0 ] && [ "$sent" -le "$crash" ] &&
+			[ "$answered" -ge $((crash - crash_window_ms)) ]; then
+			if [ "$answered" -ge "$crash" ]; then
+				echo "soak: user $u lost at an immediate shutdown: its request was on the wire"
+			else
+				echo "soak: user $u lost at an immediate shutdown, answered $((crash - answered)) ms before it"
+			fi
 			explained=yes
+			break
 		fi
 	done <"$dir/crashes"
 	if [ "$explained" = yes ]; then
 		crash_lost=$((crash_lost + 1))
 	else
 		unexplained=$((unexplained + 1))
-		echo "soak: user $u lost, not at a shutdown (last pair issued at $issued ms)"
+		echo "soak: user $u lost, not at a shutdown (last pair sent at $sent, answered at $answered ms)"
 	fi
 done
 forced=$($CAL_STANDIN_CTL calls force_refresh | sed 's/force_refresh=//')
