@@ -6,31 +6,39 @@
 
 EXTENSION = cal_refresh
 MODULE_big = cal_refresh
+# src/ by layer, from the SQL faces down; a layer includes only those below.
+SRC_LAYERS = src/sql src/policy src/journal src/calcom src/store src/common
 OBJS = \
-	src/cal_refresh.o \
-	src/cal_schedule.o \
-	src/calcom_client.o \
-	src/calcom_endpoint.o \
-	src/calcom_parse.o \
-	src/calcom_transfer.o \
-	src/check.o \
-	src/check_table.o \
-	src/curl_wait.o \
-	src/failure_store.o \
-	src/interrupt_hold.o \
-	src/journal.o \
-	src/journal_buffer.o \
-	src/journal_codec.o \
-	src/journal_store.o \
-	src/journal_writer.o \
-	src/prune.o \
-	src/rate_limit.o \
-	src/refresh.o \
-	src/secret_file.o \
-	src/spi_pinned.o \
-	src/stats.o \
-	src/token_store.o \
-	src/token_table.o
+	src/sql/cal_refresh.o \
+	src/sql/cal_schedule.o \
+	src/sql/cal_stats.o \
+	src/sql/check.o \
+	src/sql/check_report.o \
+	src/sql/check_table.o \
+	src/sql/settings.o \
+	src/policy/prune.o \
+	src/policy/refresh.o \
+	src/policy/refresh_pairs.o \
+	src/policy/refresh_task.o \
+	src/journal/journal.o \
+	src/journal/journal_buffer.o \
+	src/journal/journal_writer.o \
+	src/calcom/calcom_client.o \
+	src/calcom/calcom_endpoint.o \
+	src/calcom/calcom_transfer.o \
+	src/calcom/curl_wait.o \
+	src/calcom/rate_limit.o \
+	src/calcom/stats.o \
+	src/store/app_table.o \
+	src/store/failure_store.o \
+	src/store/journal_store.o \
+	src/store/spi_pinned.o \
+	src/store/token_store.o \
+	src/common/cal_error.o \
+	src/common/calcom_parse.o \
+	src/common/interrupt_hold.o \
+	src/common/journal_codec.o \
+	src/common/secret_file.o
 
 # 1.4 is installed as 1.0 plus the update scripts: one definition of each
 # object, and every fresh install exercises the upgrade path.
@@ -45,7 +53,7 @@ REGRESS = setup settings secret_file update_tokens table_checks \
 	upgrade
 
 SHLIB_LINK = -lcurl -lcjson
-PG_CPPFLAGS = -Isrc
+PG_CPPFLAGS = $(addprefix -I,$(SRC_LAYERS))
 PG_CFLAGS = -std=c99 -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers
 
@@ -58,7 +66,7 @@ include $(PGXS)
 endif
 
 # PGXS tracks no header dependencies: rebuild everything when one changes.
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*/*.h)
 
 .PHONY: demo test bench soak print-regress test-matrix
 
@@ -101,8 +109,8 @@ fuzz:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --suppress='*:/usr/include/*' \
-		-Isrc -I$(shell $(PG_CONFIG) --includedir-server) src
-	clang-tidy --quiet src/*.c -- -Isrc \
+		$(addprefix -I,$(SRC_LAYERS)) -I$(shell $(PG_CONFIG) --includedir-server) src
+	clang-tidy --quiet src/*/*.c -- $(addprefix -I,$(SRC_LAYERS)) \
 		-I$(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
 
 # ---------------------------------------------------------------------------
@@ -112,6 +120,8 @@ lint:
 # Root runs apt-get itself; anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq --no-install-recommends
+# Installs the packages named that are missing (test/packages.sh).
+INSTALL_MISSING := bash test/packages.sh
 # The majors `make deb` builds for: every postgresql-server-dev-NN installed
 # (pg_buildext intersects them with debian/pgversions); a list such as
 # PG_SUPPORTED_VERSIONS="15 17" works too.
@@ -146,7 +156,7 @@ deb:
 
 # Fails unless META.json and debian/changelog carry default_version.
 check-version:
-	@perl -MJSON::PP -e 1 2>/dev/null || { $(APT_GET) update; $(APT_GET) install perl; }
+	@perl -MJSON::PP -e 1 2>/dev/null || $(INSTALL_MISSING) perl
 	@perl test/check_version.pl
 
 # Neither PGXN's validator (PGXN::Meta::Validator) nor its schemas are
@@ -154,5 +164,5 @@ check-version:
 # 1.0.0 (required and known keys, SemVer, terms, tags, licenses, prereqs,
 # resources, files that exist).
 check-meta:
-	@perl -MJSON::PP -e 1 2>/dev/null || { $(APT_GET) update; $(APT_GET) install perl; }
+	@perl -MJSON::PP -e 1 2>/dev/null || $(INSTALL_MISSING) perl
 	@perl test/check_meta.pl META.json

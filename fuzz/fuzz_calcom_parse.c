@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_calcom_parse.c
- *		libFuzzer target for the pure functions of src/calcom_parse.c, which
+ *		libFuzzer target for the pure functions of src/common/calcom_parse.c, which
  *		read Cal.com's response bodies and check what we put in a request.
  *
  * Each input goes, as a length-delimited buffer that is NOT NUL-terminated,

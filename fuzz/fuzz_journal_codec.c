@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * fuzz_journal_codec.c
- *		libFuzzer target for src/journal_codec.c, which reads and writes
+ *		libFuzzer target for src/common/journal_codec.c, which reads and writes
  *		the journal's hand-overs in shared memory.
  *
  * Each input goes, as a buffer malloc'd at exactly its size, to

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build a libFuzzer target and fuzz it:
 #   calcom_parse   (the default) the pure Cal.com body readers and checkers
-#                  of src/calcom_parse.c, seeded from fuzz/corpus;
-#   journal_codec  the journal's hand-over bytes (src/journal_codec.c),
+#                  of src/common/calcom_parse.c, seeded from fuzz/corpus;
+#   journal_codec  the journal's hand-over bytes (src/common/journal_codec.c),
 #                  seeded from fuzz/corpus_journal.
 #
 #   fuzz/run.sh [SECONDS [TARGET]]    fuzz for SECONDS (default 60)
@@ -26,8 +26,8 @@ usage() {
 seconds=${1:-60}
 target=${2:-calcom_parse}
 case $target in
-	calcom_parse) sources="src/calcom_parse.c" libs="-lcjson" corpus=corpus ;;
-	journal_codec) sources="src/journal_codec.c" libs="" corpus=corpus_journal ;;
+	calcom_parse) sources="src/common/calcom_parse.c" libs="-lcjson" corpus=corpus ;;
+	journal_codec) sources="src/common/journal_codec.c" libs="" corpus=corpus_journal ;;
 	*) usage ;;
 esac
 case $seconds in
@@ -71,7 +71,7 @@ bin="$work/fuzz_$target"
 echo "fuzz: building $bin"
 # shellcheck disable=SC2086  # sources and libs are word lists
 if ! (cd "$top" &&
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -I src \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -I src/common \
 		$sources "fuzz/fuzz_$target.c" $libs -o "$bin"); then
 	echo "fuzz: build failed (cJSON's headers come with Debian's libcjson-dev)" >&2
 	exit 2

@@ -21,8 +21,6 @@ CAL_TOP=$(cd "$(dirname "$0")/.." && pwd)
 
 releases=${CAL_BUILD_RELEASES:-trixie sid}
 cache=${CAL_BUILD_CACHE:-/var/cache/cal_refresh/build-roots}
-# What the compile needs, and no more (server-dev brings clang and llvm).
-packages="libcurl4-openssl-dev libcjson-dev gcc make libc6-dev"
 
 [ "$(id -u)" -eq 0 ] || { log "build_majors needs root (debootstrap, chroot)"; exit 2; }
 
@@ -43,9 +41,11 @@ ready_root() {
 	major=$(in_chroot "$dir" /bin/sh -c 'apt-get update -qq >/dev/null 2>&1;
 		apt-cache depends postgresql' |
 		sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -1)
+	# What the compile needs, and no more (server-dev brings clang and llvm).
+	# shellcheck disable=SC2046  # a list of package names
 	if [ -z "$major" ] ||
-		! in_chroot "$dir" apt-get install -y -qq --no-install-recommends \
-			"postgresql-server-dev-$major" $packages >"$dir.install.log" 2>&1; then
+		! CAL_APT_ROOT=$dir install_missing $(cal_build_packages "$major") \
+			>"$dir.install.log" 2>&1; then
 		log "$release: installing postgresql-server-dev-${major:-?} failed:"
 		tail -20 "$dir.install.log" >&2
 		chroot_unmount "$dir"

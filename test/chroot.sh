@@ -3,6 +3,8 @@
 # CI).  Sourced, never run; everything here needs root.
 
 log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=test/packages.sh
+. "$CAL_TOP/test/packages.sh"
 
 # The mirror this machine's apt uses (deb822 or one-line sources).
 chroot_mirror() {
@@ -13,9 +15,7 @@ chroot_mirror() {
 }
 
 ensure_debootstrap() {
-	command -v debootstrap >/dev/null && return 0
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+	command -v debootstrap >/dev/null || install_missing debootstrap
 }
 
 # Mount points under DIR, innermost first, for unmounting.

@@ -97,19 +97,8 @@ run_shell_tests() {
 # (PL/Python, Node.js with the pg package pinned by bench/node's lockfile),
 # gnuplot for its plot, curl for the bare round trip.  Only what is missing.
 ensure_bench_tools() {
-	local wanted="postgresql-plpython3-$PG_MAJOR gnuplot-nox curl" missing="" p
-	command -v node >/dev/null 2>&1 || wanted="$wanted nodejs npm"
-	for p in $wanted; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
-	done
-	if [ -n "$missing" ]; then
-		log "installing:$missing"
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-		# shellcheck disable=SC2086
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $missing >&2
-	fi
+	install_missing "postgresql-plpython3-$PG_MAJOR" gnuplot-nox curl
+	command -v node >/dev/null 2>&1 || install_missing nodejs npm
 	# npm ci wipes node_modules: run it only when the lockfile changed.
 	local dir=$CAL_TOP/bench/node
 	if [ ! -f "$dir/node_modules/.package-lock.json" ] ||

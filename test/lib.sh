@@ -7,6 +7,8 @@
 # clusters as themself and uses sudo only for packages and `make install`.
 
 CAL_TOP=${CAL_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# shellcheck source=test/packages.sh
+. "$CAL_TOP/test/packages.sh"
 CAL_CLIENT_ID=${CAL_CLIENT_ID:-cal-test-client}
 
 # The distribution's own PostgreSQL major (bookworm 15, trixie 17, sid 18),
@@ -88,31 +90,15 @@ clang_major() {
 # CAL_INSTALLED=1 the extension comes from its Debian package: only what
 # runs the demo is wanted.
 ensure_packages() {
-	local wanted missing="" p
 	if [ "${CAL_INSTALLED:-0}" = 1 ]; then
-		wanted="postgresql-$PG_MAJOR python3 ca-certificates openssl"
+		install_missing "postgresql-$PG_MAJOR" python3 ca-certificates openssl
 	else
-		wanted="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
-			postgresql-$PG_MAJOR-cron libcurl4-openssl-dev libcjson-dev gcc make \
-			libc6-dev python3 perl ca-certificates openssl clang valgrind"
-		[ -n "$(clang_major)" ] && wanted="$wanted libclang-rt-$(clang_major)-dev"
-	fi
-	for p in $wanted; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	log "installing:$missing"
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-	# shellcheck disable=SC2086
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends $missing >&2
-	# clang came just now: its runtime follows its major.
-	if [ "${CAL_INSTALLED:-0}" != 1 ] && [ -n "$(clang_major)" ] &&
-		! dpkg-query -W -f='${Status}' "libclang-rt-$(clang_major)-dev" 2>/dev/null |
-		grep -q 'install ok installed'; then
-		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends "libclang-rt-$(clang_major)-dev" >&2
+		# shellcheck disable=SC2046  # a list of package names
+		install_missing "postgresql-$PG_MAJOR" "postgresql-$PG_MAJOR-cron" \
+			$(cal_build_packages "$PG_MAJOR") python3 perl ca-certificates openssl \
+			clang valgrind
+		# The fuzzer runtime follows clang's major, known once clang is here.
+		install_missing "libclang-rt-$(clang_major)-dev"
 	fi
 	pick_python
 }

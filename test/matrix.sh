@@ -47,8 +47,8 @@ run_release() {
 	[[ " $parts " == *" package "* ]] || package="not built"
 	if [ "$package" != "not built" ] &&
 		in_chroot "$dir" /bin/bash -c 'set -e
-			command -v make >/dev/null || { apt-get update -qq; apt-get install -y -qq make; }
-			cd /src/cal_refresh && make deb' \
+			cd /src/cal_refresh && { command -v make >/dev/null || bash test/packages.sh make; }
+			make deb' \
 		>"$base/$release.deb.log" 2>&1; then
 		chroot_mount "$pristine"
 		mkdir -p "$pristine/debs"
@@ -56,9 +56,9 @@ run_release() {
 		chroot_copy_source "$pristine"
 		if in_chroot "$pristine" /bin/bash -c '
 			set -e
-			apt-get update -qq
-			apt-get install -y -qq --no-install-recommends /debs/*.deb make python3
-			cd /src/cal_refresh && CAL_INSTALLED=1 make demo' \
+			cd /src/cal_refresh && bash test/packages.sh make python3
+			apt-get install -y -qq --no-install-recommends /debs/*.deb
+			CAL_INSTALLED=1 make demo' \
 			>"$base/$release.package.log" 2>&1 &&
 			grep -q 'Cal.com stand-in calls: refresh=1 force_refresh=0' "$base/$release.package.log"; then
 			package=ok

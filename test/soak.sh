@@ -117,9 +117,14 @@ victim_pid() {
 		ORDER BY pid OFFSET $((RANDOM % sessions)) LIMIT 1" 2>/dev/null
 }
 
+# Stops the server with -m immediate and starts it again; notes when the
+# stop began and when it was over (a backend may still send a request in
+# between).
 restart_server() {
-	date +%s%3N >>"$dir/crashes"
+	local began
+	began=$(date +%s%3N)
 	as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -m immediate -w stop >/dev/null 2>&1
+	echo "$began $(date +%s%3N)" >>"$dir/crashes"
 	as_pg "$PG_BIN/pg_ctl" -D "$MAIN_DATA" -l "$log" -w -t 120 start >/dev/null 2>&1
 }
 
@@ -201,9 +206,9 @@ print(int(last["t"] * 1000) if last else 0,
 PY
 )
 	explained=no
-	while read -r crash; do
+	while read -r crash stopped; do
 		[ -n "$crash" ] || continue
-		if [ "$sent" -gt 0 ] && [ "$sent" -le "$crash" ] &&
+		if [ "$sent" -gt 0 ] && [ "$sent" -le "$stopped" ] &&
 			[ "$answered" -ge $((crash - crash_window_ms)) ]; then
 			if [ "$answered" -ge "$crash" ]; then
 				echo "soak: user $u lost at an immediate shutdown: its request was on the wire"

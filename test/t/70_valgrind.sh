@@ -150,7 +150,7 @@ like "$n_logs" '^[1-9][0-9]*$' "valgrind wrote its logs ($n_logs processes)"
 # Valgrind's reports are blocks of lines ending in an empty "==PID== "
 # line; keep those whose stack passes through our code (PostgreSQL itself,
 # not built for valgrind, reports a few of its own).
-ours="cal_refresh\\.so|$(cd "$CAL_TOP/src" && ls -- *.c | sed 's/\./\\./' | paste -sd'|')"
+ours="cal_refresh\\.so|$(cd "$CAL_TOP/src" && ls -- */*.c | sed 's|.*/||; s/\./\\./' | paste -sd'|')"
 reports=$(awk -v ours="$ours" '
 	/^==[0-9]+== $/ { if (keep) printf "%s", block; block = ""; keep = 0; next }
 	{ block = block $0 "\n"; if ($0 ~ ours) keep = 1 }' "$vgdir"/vg.*.log)
