@@ -14,10 +14,12 @@
  * would keep DROP DATABASE from its database (which waits 5 s for others
  * to go); the next hand-over starts another.
  *
- * It commits asynchronously (synchronous_commit off), so that nobody pays
- * a WAL flush for it: an entry is durable once the WAL writer has flushed
- * it, within three wal_writer_delay (600 ms by default).  An entry whose
- * caller committed is durable with that commit anyway: the row holds it.
+ * It commits as the server's synchronous_commit says (on, by default):
+ * an entry is durable once written.  That costs a WAL flush per write, but
+ * a writer writes only the hand-overs whose caller did not commit (a
+ * committed refresh withdraws its own), or has not within 100 ms.  An
+ * entry whose caller committed is durable with that commit anyway: the row
+ * holds it.
  *
  *-------------------------------------------------------------------------
  */
@@ -227,8 +229,6 @@ cal_refresh_journal_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	/* Should connecting fail (FATAL), the buffer gives the slot up. */
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-	/* See the file's header: nobody waits for this commit's flush. */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	before_shmem_exit(journal_writer_exit, (Datum) 0);
 	if (!journal_buffer_writer_register(writer_slot, writer_generation, dbid))
 		proc_exit(0);			/* given up meanwhile: another is wanted */

@@ -40,9 +40,9 @@ for pair in t_journal1:01J1:2501 t_journal2:01J2:2502; do
 done
 
 # A server stopped with -m immediate after the call returned, before the
-# caller's COMMIT.  The writer commits asynchronously: the entry is durable
-# once the WAL is flushed past it, within 3 x wal_writer_delay (README, "How
-# durable").  The test does not wait for the WAL writer: a CHECKPOINT
+# caller's COMMIT.  The test clusters commit asynchronously
+# (synchronous_commit = off): the entry is durable once the WAL is flushed
+# past it.  The test does not wait for the WAL writer: a CHECKPOINT
 # flushes the WAL past the entry (waiting for the flush LSN to reach the
 # insert LSN could wait on records the WAL writer leaves for later, such as
 # the background writer's snapshot of running transactions).
